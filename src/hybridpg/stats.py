@@ -1,0 +1,571 @@
+"""Statistics for comparing RL methods honestly, built on `rliable <https://github.com/google-research/rliable>`_.
+
+Conventions (the same as rliable's):
+
+* A **score matrix** is a float array of shape ``(num_runs, num_tasks)``: ``scores[n, m]`` is the
+  (normalized) score of run/seed ``n`` on task/environment ``m``.
+* A **score dict** maps a method name to its score matrix. Every method must have the same number
+  of tasks (in the same order); the number of runs may differ between methods.
+
+Point estimates (:func:`iqm`, :func:`mean`, :func:`median`, :func:`optimality_gap`) call
+``rliable.metrics`` directly, so they equal rliable's values bit for bit. Interval estimates are
+95% percentile confidence intervals from rliable's *stratified* bootstrap (runs are resampled
+with replacement within each task; tasks are kept fixed).
+
+Reproducibility. rliable 1.2's bootstrap classes draw their indices from NumPy's *global*
+``np.random`` state and ignore the ``random_state`` argument (passing one only triggers a
+deprecation warning in ``arch``). Every bootstrap function here therefore takes an explicit
+``seed``: the global state is saved, seeded, used, and restored afterwards, so callers'
+global RNG streams are not disturbed. This is serialized by a module lock, but another thread
+that uses ``np.random`` at the same moment would still interleave with it.
+
+Degenerate inputs. A single task is fine (the stratified bootstrap becomes an ordinary bootstrap
+over runs). A single run is accepted too, but then every bootstrap resample is identical and the
+confidence interval has **width 0** (``low == point == high``): it says nothing about
+uncertainty, so report the number of runs alongside it. Empty input, wrong shapes and NaN/inf
+scores raise :class:`hybridpg.errors.ConfigError`.
+
+Compatibility note. ``rliable.library`` imports ``arch``, and ``arch`` 7.x calls pandas'
+private ``deprecate_kwarg`` decorator with its pre-3.0 signature, so on pandas >= 3.0 the import
+fails with ``TypeError: deprecate_kwarg() missing 1 required positional argument``. This module
+works around that at import time (see :func:`_import_rliable_library`) without editing
+site-packages; upgrading ``arch`` to a release that supports pandas 3 makes the shim a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import math
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.integrate
+from rliable import metrics as rly_metrics
+
+from hybridpg.errors import ConfigError
+
+__all__ = [
+    "METRICS",
+    "Estimate",
+    "aggregate_with_ci",
+    "area_under_curve",
+    "iqm",
+    "mean",
+    "median",
+    "normalize",
+    "optimality_gap",
+    "per_env_iqm_with_ci",
+    "performance_profile",
+    "probability_of_improvement",
+]
+
+FloatArray = npt.NDArray[np.float64]
+MetricName = Literal["iqm", "mean", "median", "optimality_gap"]
+
+#: Names accepted by :func:`aggregate_with_ci`.
+METRICS: tuple[MetricName, ...] = ("iqm", "mean", "median", "optimality_gap")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval ``[low, high]``."""
+
+    point: float
+    low: float
+    high: float
+
+    @property
+    def width(self) -> float:
+        """Width of the confidence interval, ``high - low``."""
+        return self.high - self.low
+
+    def __str__(self) -> str:
+        return f"{self.point:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+# --------------------------------------------------------------------------------------------
+# rliable import (with the pandas-3 / arch-7 workaround)
+# --------------------------------------------------------------------------------------------
+
+
+def _import_rliable_library() -> ModuleType:
+    """Import ``rliable.library``, working around arch 7.x being broken on pandas >= 3.
+
+    ``arch.univariate.base`` decorates a method with ``deprecate_kwarg("type", "plot_type")``;
+    pandas 3 made the warning class the first, required argument. If the plain import fails
+    with exactly that error, the partially imported ``arch`` modules are discarded and the
+    import is retried while ``pandas.util._decorators.deprecate_kwarg`` temporarily accepts
+    the old call form (defaulting the warning class to ``FutureWarning``). pandas is restored
+    immediately afterwards; only arch's own module-level reference keeps the adapter.
+    """
+    try:
+        return importlib.import_module("rliable.library")
+    except TypeError as exc:
+        if "deprecate_kwarg" not in str(exc):
+            raise
+    for name in list(sys.modules):
+        if name == "arch" or name.startswith("arch.") or name == "rliable.library":
+            del sys.modules[name]
+    decorators = importlib.import_module("pandas.util._decorators")
+    original = getattr(decorators, "deprecate_kwarg")  # noqa: B009 (module attribute unknown to mypy)
+
+    def compat_deprecate_kwarg(*args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], str):
+            return original(FutureWarning, *args, **kwargs)
+        return original(*args, **kwargs)
+
+    setattr(decorators, "deprecate_kwarg", compat_deprecate_kwarg)  # noqa: B010
+    try:
+        return importlib.import_module("rliable.library")
+    finally:
+        setattr(decorators, "deprecate_kwarg", original)  # noqa: B010
+
+
+@functools.cache
+def _rly_library() -> ModuleType:
+    """``rliable.library``, imported on first use (it pulls in arch, pandas and statsmodels)."""
+    return _import_rliable_library()
+
+
+_RNG_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """Seed NumPy's global RNG for the duration of the block, then restore the previous state."""
+    with _RNG_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(saved)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _as_matrix(scores: npt.ArrayLike, name: str = "scores") -> FloatArray:
+    """Return ``scores`` as a finite float64 ``(num_runs, num_tasks)`` matrix or raise ConfigError."""
+    try:
+        matrix = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a numeric array of shape (num_runs, num_tasks): {exc}") from None
+    if matrix.ndim != 2:
+        raise ConfigError(
+            f"{name} must have shape (num_runs, num_tasks), got an array with shape {matrix.shape}"
+        )
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise ConfigError(f"{name} is empty (shape {matrix.shape}); need at least one run and one task")
+    if not np.all(np.isfinite(matrix)):
+        bad = int(np.size(matrix) - np.count_nonzero(np.isfinite(matrix)))
+        raise ConfigError(f"{name} contains {bad} NaN/inf value(s); remove or fix the failed runs first")
+    return matrix
+
+
+def _as_score_dict(scores: Mapping[str, npt.ArrayLike]) -> dict[str, FloatArray]:
+    """Validate a method -> score matrix dict; all methods must have the same number of tasks."""
+    if not isinstance(scores, Mapping):
+        raise ConfigError(
+            f"scores must be a dict of method -> (num_runs, num_tasks) array, got {type(scores).__name__}"
+        )
+    if len(scores) == 0:
+        raise ConfigError("scores is empty; need at least one method")
+    out = {str(method): _as_matrix(matrix, f"scores[{method!r}]") for method, matrix in scores.items()}
+    num_tasks = {method: matrix.shape[1] for method, matrix in out.items()}
+    if len(set(num_tasks.values())) > 1:
+        raise ConfigError(f"all methods must have the same number of tasks, got {num_tasks}")
+    return out
+
+
+def _check_bootstrap_args(reps: int, seed: int, confidence: float) -> None:
+    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
+        raise ConfigError(f"reps must be a positive integer, got {reps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if not 0.0 < float(confidence) < 1.0:
+        raise ConfigError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Point estimates (exactly rliable.metrics)
+# --------------------------------------------------------------------------------------------
+
+
+def iqm(scores: npt.ArrayLike) -> float:
+    """Interquartile mean over all runs and tasks (25% trimmed mean of the flattened matrix).
+
+    Equals ``rliable.metrics.aggregate_iqm(scores)`` exactly.
+    """
+    return float(rly_metrics.aggregate_iqm(_as_matrix(scores)))
+
+
+def mean(scores: npt.ArrayLike) -> float:
+    """Mean over tasks of the per-task mean over runs.
+
+    Equals ``rliable.metrics.aggregate_mean(scores)`` exactly.
+    """
+    return float(rly_metrics.aggregate_mean(_as_matrix(scores)))
+
+
+def median(scores: npt.ArrayLike) -> float:
+    """Median over tasks of the per-task mean over runs.
+
+    Equals ``rliable.metrics.aggregate_median(scores)`` exactly.
+    """
+    return float(rly_metrics.aggregate_median(_as_matrix(scores)))
+
+
+def optimality_gap(scores: npt.ArrayLike, threshold: float = 1.0) -> float:
+    """How far scores fall short of ``threshold`` on average (scores above it count as ``threshold``).
+
+    Lower is better. Equals ``rliable.metrics.aggregate_optimality_gap(scores, gamma=threshold)``.
+    """
+    if not math.isfinite(threshold):
+        raise ConfigError(f"threshold must be finite, got {threshold!r}")
+    return float(rly_metrics.aggregate_optimality_gap(_as_matrix(scores), gamma=threshold))
+
+
+def _metric_function(name: str, threshold: float) -> Callable[[FloatArray], Any]:
+    if name == "iqm":
+        return rly_metrics.aggregate_iqm
+    if name == "mean":
+        return rly_metrics.aggregate_mean
+    if name == "median":
+        return rly_metrics.aggregate_median
+    if name == "optimality_gap":
+        return functools.partial(rly_metrics.aggregate_optimality_gap, gamma=threshold)
+    raise ConfigError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------------------------
+
+
+def normalize(
+    scores_by_env: Mapping[str, Mapping[str, npt.ArrayLike]],
+    ref: Literal["max"] | Mapping[str, tuple[float, float]] = "max",
+    *,
+    low: Mapping[str, float] | None = None,
+) -> dict[str, FloatArray]:
+    """Normalize raw returns per environment and stack them into rliable score matrices.
+
+    Args:
+        scores_by_env: ``{env: {method: returns}}`` where ``returns`` is a 1-D array with one
+            final score per run/seed. Every env must contain the same methods, and a method must
+            have the same number of runs in every env.
+        ref: ``"max"`` for max-normalization: per env, ``(x - low) / max(x - low)`` where the max
+            runs over all methods and runs of that env and ``low`` is ``low[env]`` (0 when
+            ``low`` is None), so the best run of each env scores exactly 1. Or a dict
+            ``{env: (low, high)}`` for reference normalization ``(x - low) / (high - low)``
+            (e.g. random and expert scores, giving 0 = random, 1 = expert).
+        low: Optional per-env low reference subtracted before max-normalization (only with
+            ``ref="max"``). Needed when returns can be negative.
+
+    Returns:
+        ``{method: matrix}`` with ``matrix.shape == (num_runs, num_envs)``; column ``m`` is the
+        ``m``-th env of ``scores_by_env`` (insertion order), methods in the order of the first env.
+
+    Raises:
+        ConfigError: empty input, mismatched methods or run counts, non-finite scores, a missing
+            or degenerate reference (``high <= low``), or a non-positive max.
+    """
+    if not isinstance(scores_by_env, Mapping) or len(scores_by_env) == 0:
+        raise ConfigError("scores_by_env is empty; need {env: {method: 1-D array of per-run scores}}")
+    envs = list(scores_by_env)
+    first = scores_by_env[envs[0]]
+    if not isinstance(first, Mapping) or len(first) == 0:
+        raise ConfigError(f"scores_by_env[{envs[0]!r}] has no methods")
+    methods = list(first)
+
+    raw: dict[str, dict[str, FloatArray]] = {}
+    for env in envs:
+        per_method = scores_by_env[env]
+        if not isinstance(per_method, Mapping) or set(per_method) != set(methods):
+            got = sorted(per_method) if isinstance(per_method, Mapping) else type(per_method).__name__
+            raise ConfigError(f"env {env!r} has methods {got}, expected {sorted(methods)}")
+        raw[env] = {}
+        for method in methods:
+            values = np.asarray(per_method[method], dtype=np.float64)
+            if values.ndim != 1 or values.size == 0:
+                raise ConfigError(
+                    f"scores_by_env[{env!r}][{method!r}] must be a non-empty 1-D array of per-run scores, "
+                    f"got shape {values.shape}"
+                )
+            if not np.all(np.isfinite(values)):
+                raise ConfigError(f"scores_by_env[{env!r}][{method!r}] contains NaN/inf")
+            raw[env][method] = values
+
+    for method in methods:
+        runs = {env: raw[env][method].size for env in envs}
+        if len(set(runs.values())) > 1:
+            raise ConfigError(f"method {method!r} has different numbers of runs per env: {runs}")
+
+    normalized: dict[str, dict[str, FloatArray]] = {}
+    if isinstance(ref, str):
+        if ref != "max":
+            raise ConfigError(f"ref must be 'max' or a dict env -> (low, high), got {ref!r}")
+        lows = dict(low) if low is not None else {}
+        missing = [env for env in envs if low is not None and env not in lows]
+        if missing:
+            raise ConfigError(f"low reference missing for env(s) {missing}")
+        for env in envs:
+            offset = float(lows.get(env, 0.0))
+            if not math.isfinite(offset):
+                raise ConfigError(f"low reference for env {env!r} is not finite: {offset!r}")
+            top = max(float(np.max(v)) for v in raw[env].values()) - offset
+            if top <= 0.0:
+                raise ConfigError(
+                    f"cannot max-normalize env {env!r}: best score minus low reference is {top:g} <= 0 "
+                    "(pass low= or a (low, high) reference)"
+                )
+            normalized[env] = {m: (v - offset) / top for m, v in raw[env].items()}
+    elif isinstance(ref, Mapping):
+        if low is not None:
+            raise ConfigError("low= is only used with ref='max'; put the low value in the (low, high) ref")
+        for env in envs:
+            if env not in ref:
+                raise ConfigError(f"reference (low, high) missing for env {env!r}")
+            try:
+                lo, hi = (float(x) for x in ref[env])
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"reference for env {env!r} must be a (low, high) pair, got {ref[env]!r}"
+                ) from None
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+                raise ConfigError(f"reference for env {env!r} needs finite low < high, got ({lo:g}, {hi:g})")
+            normalized[env] = {m: (v - lo) / (hi - lo) for m, v in raw[env].items()}
+    else:
+        raise ConfigError(f"ref must be 'max' or a dict env -> (low, high), got {type(ref).__name__}")
+
+    return {method: np.stack([normalized[env][method] for env in envs], axis=1) for method in methods}
+
+
+# --------------------------------------------------------------------------------------------
+# Interval estimates (rliable stratified bootstrap)
+# --------------------------------------------------------------------------------------------
+
+
+def aggregate_with_ci(
+    scores: Mapping[str, npt.ArrayLike],
+    metrics: Sequence[str] = METRICS,
+    reps: int = 2000,
+    seed: int = 0,
+    *,
+    confidence: float = 0.95,
+    threshold: float = 1.0,
+) -> dict[str, dict[str, Estimate]]:
+    """Point estimates and stratified-bootstrap percentile CIs of aggregate metrics per method.
+
+    All requested metrics are computed on the same bootstrap resamples, in one call to
+    ``rliable.library.get_interval_estimates(scores, func, reps=reps, method="percentile")``
+    with NumPy's global RNG seeded with ``seed`` (and restored afterwards). Hence the result is
+    identical to that rliable call after ``np.random.seed(seed)`` on the same dict.
+
+    Args:
+        scores: ``{method: (num_runs, num_tasks) matrix}``.
+        metrics: Any of ``"iqm"``, ``"mean"``, ``"median"``, ``"optimality_gap"``.
+        reps: Bootstrap replications.
+        seed: Seed for the bootstrap resampling.
+        confidence: Coverage of the interval (0.95 for 95% CIs).
+        threshold: ``gamma`` of the optimality gap.
+
+    Returns:
+        ``{method: {metric: Estimate}}``. With a single run per method the CIs have width 0.
+    """
+    matrices = _as_score_dict(scores)
+    _check_bootstrap_args(reps, seed, confidence)
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    names = list(metrics)
+    if len(names) == 0:
+        raise ConfigError(f"metrics is empty; choose from {', '.join(METRICS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"metrics contains duplicates: {names}")
+    if not math.isfinite(threshold):
+        raise ConfigError(f"threshold must be finite, got {threshold!r}")
+    functions = [_metric_function(name, threshold) for name in names]
+
+    def aggregate(matrix: FloatArray) -> FloatArray:
+        return np.array([f(matrix) for f in functions], dtype=np.float64)
+
+    library = _rly_library()
+    with _seeded_global_numpy(int(seed)):
+        points, intervals = library.get_interval_estimates(
+            matrices,
+            aggregate,
+            method="percentile",
+            reps=int(reps),
+            confidence_interval_size=float(confidence),
+        )
+    return {
+        method: {
+            name: Estimate(
+                point=float(points[method][i]),
+                low=float(intervals[method][0, i]),
+                high=float(intervals[method][1, i]),
+            )
+            for i, name in enumerate(names)
+        }
+        for method in matrices
+    }
+
+
+def per_env_iqm_with_ci(
+    scores_1d: npt.ArrayLike,
+    reps: int = 2000,
+    seed: int = 0,
+    *,
+    confidence: float = 0.95,
+) -> Estimate:
+    """IQM over runs of a single environment, with a bootstrap percentile CI over runs.
+
+    ``scores_1d`` has shape ``(num_runs,)``; this is :func:`aggregate_with_ci` on the
+    ``(num_runs, 1)`` matrix.
+    """
+    values = np.asarray(scores_1d, dtype=np.float64)
+    if values.ndim != 1:
+        raise ConfigError(f"scores_1d must have shape (num_runs,), got {values.shape}")
+    result = aggregate_with_ci(
+        {"scores": values[:, None]}, metrics=("iqm",), reps=reps, seed=seed, confidence=confidence
+    )
+    return result["scores"]["iqm"]
+
+
+def probability_of_improvement(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    reps: int = 2000,
+    seed: int = 0,
+    *,
+    confidence: float = 0.95,
+) -> Estimate:
+    """Average probability of improvement ``P(X > Y)`` over tasks, with a bootstrap CI.
+
+    Per task, ``P(X > Y)`` is the Mann-Whitney U statistic of ``x`` over ``y`` divided by
+    ``num_runs_x * num_runs_y`` (ties count one half); the point estimate is
+    ``rliable.metrics.probability_of_improvement(x, y)``. The CI resamples the runs of ``x``
+    and ``y`` independently within each task (rliable's ``StratifiedIndependentBootstrap``).
+
+    Args:
+        x, y: Score matrices ``(num_runs_x, num_tasks)`` and ``(num_runs_y, num_tasks)``.
+
+    Returns:
+        Estimate of P(X > Y); 0.5 means no difference, values near 1 mean X is better.
+    """
+    mx = _as_matrix(x, "x")
+    my = _as_matrix(y, "y")
+    if mx.shape[1] != my.shape[1]:
+        raise ConfigError(f"x and y must have the same number of tasks, got {mx.shape[1]} and {my.shape[1]}")
+    _check_bootstrap_args(reps, seed, confidence)
+
+    def poi(a: FloatArray, b: FloatArray) -> FloatArray:
+        return np.array([rly_metrics.probability_of_improvement(a, b)], dtype=np.float64)
+
+    library = _rly_library()
+    with _seeded_global_numpy(int(seed)):
+        points, intervals = library.get_interval_estimates(
+            {"x_vs_y": [mx, my]},
+            poi,
+            method="percentile",
+            reps=int(reps),
+            confidence_interval_size=float(confidence),
+        )
+    return Estimate(
+        point=float(points["x_vs_y"][0]),
+        low=float(intervals["x_vs_y"][0, 0]),
+        high=float(intervals["x_vs_y"][1, 0]),
+    )
+
+
+def performance_profile(
+    scores: Mapping[str, npt.ArrayLike],
+    taus: npt.ArrayLike,
+    reps: int = 2000,
+    seed: int = 0,
+    *,
+    use_score_distribution: bool = True,
+    confidence: float = 0.95,
+) -> dict[str, tuple[FloatArray, FloatArray, FloatArray]]:
+    """Performance profiles (fraction of runs with score > tau) with pointwise bootstrap CIs.
+
+    Wraps ``rliable.library.create_performance_profile``, which takes no RNG argument; it is
+    seeded through NumPy's global RNG as described in the module docstring.
+
+    Args:
+        scores: ``{method: (num_runs, num_tasks) matrix}``.
+        taus: 1-D array of thresholds.
+        use_score_distribution: True for the run-score distribution (fraction of all runs and
+            tasks above tau); False for the average-score distribution (fraction of tasks whose
+            mean over runs is above tau).
+
+    Returns:
+        ``{method: (profile, low_ci, high_ci)}``, each a 1-D array with one entry per tau. The
+        profile and both CI bounds are non-increasing in tau when ``taus`` is increasing.
+    """
+    matrices = _as_score_dict(scores)
+    _check_bootstrap_args(reps, seed, confidence)
+    tau_array = np.asarray(taus, dtype=np.float64)
+    if tau_array.ndim != 1 or tau_array.size == 0:
+        raise ConfigError(f"taus must be a non-empty 1-D array, got shape {tau_array.shape}")
+    if not np.all(np.isfinite(tau_array)):
+        raise ConfigError("taus contains NaN/inf")
+
+    library = _rly_library()
+    with _seeded_global_numpy(int(seed)):
+        profiles, cis = library.create_performance_profile(
+            matrices,
+            tau_array,
+            use_score_distribution=use_score_distribution,
+            method="percentile",
+            reps=int(reps),
+            confidence_interval_size=float(confidence),
+        )
+    return {
+        method: (
+            np.asarray(profiles[method], dtype=np.float64),
+            np.asarray(cis[method][0], dtype=np.float64),
+            np.asarray(cis[method][1], dtype=np.float64),
+        )
+        for method in matrices
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Learning curves
+# --------------------------------------------------------------------------------------------
+
+
+def area_under_curve(steps: npt.ArrayLike, values: npt.ArrayLike) -> float:
+    """Normalized area under a learning curve: trapezoid integral divided by the step span.
+
+    The result is the time-averaged value of the curve over ``[steps[0], steps[-1]]``, in the
+    same units as ``values`` (a constant curve ``c`` gives ``c``), so curves logged over
+    different budgets or at different step grids are comparable.
+
+    Args:
+        steps: 1-D strictly increasing environment steps (at least two).
+        values: 1-D values (e.g. evaluation returns) at those steps.
+    """
+    x = np.asarray(steps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
+        raise ConfigError(f"steps and values must be 1-D arrays of equal length, got {x.shape} and {y.shape}")
+    if x.size < 2:
+        raise ConfigError(f"need at least two points to integrate a learning curve, got {x.size}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ConfigError("steps/values contain NaN/inf")
+    if not np.all(np.diff(x) > 0):
+        raise ConfigError("steps must be strictly increasing")
+    return float(scipy.integrate.trapezoid(y, x) / (x[-1] - x[0]))
