@@ -1,0 +1,271 @@
+"""PPO, PPO-Buffer, PROPS and ROS: one on-policy code path (spec: props.md).
+
+Every m env steps: collect with the behavior policy (theta itself for PPO / PPO-Buffer); every n
+steps: re-normalize the whole buffer with the current statistics, recompute log pi_theta, V and
+GAE under the current networks, and run the PPO update on all b*n stored transitions; then (PROPS)
+reset phi to theta and adapt it so the buffer looks more on-policy for theta, or (ROS) take one
+gradient step lowering log pi_phi of the buffer's actions.
+
+PPO's "old" log-prob is always log pi_theta recomputed just before the update, never phi's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from hybridpg.algorithms.base import Agent, Run
+from hybridpg.algorithms.props import props_update, ros_update
+from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
+from hybridpg.data.normalizers import RewardScaler
+from hybridpg.data.rollout import HistoryBuffer, compute_gae
+from hybridpg.networks import Policy, ValueNet
+
+
+class OnPolicyAgent(Agent):
+    config_cls: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
+    config: OnPolicyConfig
+
+    def _build(self) -> None:
+        cfg = self.config
+        self.policy = Policy(self.obs_dim, self.action_space, cfg.hidden_sizes)
+        self.value = ValueNet(self.obs_dim, cfg.hidden_sizes)
+        self.params = [*self.policy.parameters(), *self.value.parameters()]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, foreach=True)
+        self.continuous = isinstance(self.action_space, gym.spaces.Box)
+        self.behavior: Policy | None = None
+        self.behavior_optimizer: torch.optim.Optimizer | None = None
+        if cfg.behavior != "target":
+            self.behavior = copy.deepcopy(self.policy)
+            self.reference = copy.deepcopy(self.policy).requires_grad_(False)
+            if cfg.behavior == "props":
+                self.behavior_optimizer = torch.optim.Adam(self.behavior.parameters(), lr=cfg.props_lr, eps=1e-5)
+            else:  # ROS takes plain gradient steps
+                self.behavior_optimizer = torch.optim.SGD(self.behavior.parameters(), lr=cfg.ros_lr)
+        self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, enabled=cfg.norm_reward)
+        action_shape = (self.policy.action_dim,) if self.continuous else ()
+        rows = cfg.n_steps * cfg.buffer_batches // cfg.num_envs
+        self.buffer = HistoryBuffer(rows, cfg.num_envs, self.vec.obs_shape, action_shape)
+        self.steps_since_update = 0
+        self.obs_norm.update(self.vec.obs)
+
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        if deterministic:
+            return self.policy.mode(obs)
+        noise = torch.randn(obs.shape[0], self.policy.action_dim) if self.continuous else torch.rand(obs.shape[0])
+        return self.policy.sample(obs, noise)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _train(self, run: Run, total_timesteps: int) -> None:
+        cfg = self.config
+        rows_per_chunk = cfg.behavior_steps // cfg.num_envs
+        while self.global_step < total_timesteps:
+            self._collect(rows_per_chunk, run)
+            self.steps_since_update += cfg.behavior_steps
+            if self.steps_since_update >= cfg.n_steps:
+                self.steps_since_update = 0
+                if cfg.behavior == "props" and cfg.props_stale_reference:
+                    self.reference.load_state_dict(self.policy.state_dict())
+                self._set_lr(total_timesteps)
+                metrics = self._ppo_update(self._prepare())
+                self.updates += 1
+                if cfg.behavior == "props" and not cfg.props_stale_reference:
+                    self.reference.load_state_dict(self.policy.state_dict())
+                if cfg.behavior == "ros":
+                    assert self.behavior is not None
+                    self.behavior.load_state_dict(self.policy.state_dict())
+                run.after_update(metrics)
+            if cfg.behavior == "props":
+                run.logger.log(self.global_step, self._behavior_update())
+
+    def _collect(self, rows: int, run: Run) -> None:
+        cfg = self.config
+        actor = self.behavior if cfg.behavior == "props" else self.policy
+        shape = (rows, cfg.num_envs, self.policy.action_dim) if self.continuous else (rows, cfg.num_envs)
+        # all noise for the chunk in one call: cheaper than per step, and one RNG stream to save
+        noise = torch.randn(shape, generator=self.torch_rng) if self.continuous else torch.rand(
+            shape, generator=self.torch_rng
+        )
+        with torch.inference_mode():
+            for i in range(rows):
+                if cfg.behavior == "ros":
+                    actor = self._ros_actor()
+                obs_raw = self.vec.obs
+                obs_t = torch.from_numpy(self.obs_norm(obs_raw).astype(np.float32))
+                actions = actor.sample(obs_t, noise[i]).numpy()
+                result = self.vec.step(self.vec.clip_actions(actions) if self.continuous else actions)
+                self.buffer.add(obs_raw, actions, result.rewards, result.terminated, result.truncated, result.final_obs)
+                self.obs_norm.update(result.obs)
+                self.reward_scaler.update(result.rewards, result.terminated | result.truncated)
+                self.global_step += cfg.num_envs
+                if result.finished_returns:
+                    run.on_episodes(result.finished_returns, result.finished_lengths)
+
+    def _ros_actor(self) -> Policy:
+        # ROS: one plain gradient step on phi per env step, on the whole buffer
+        assert self.behavior is not None and self.behavior_optimizer is not None
+        if self.buffer.size:
+            with torch.inference_mode(False), torch.enable_grad():
+                obs, actions = self._buffer_obs_actions(0)
+                ros_update(self.behavior, self.behavior_optimizer, obs, actions)
+        return self.behavior
+
+    # -- data preparation ---------------------------------------------------------------------------
+    def _buffer_obs_actions(self, skip_oldest: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.buffer.time_order(skip_oldest)
+        obs = torch.from_numpy(self.obs_norm(self.buffer.obs[idx]).astype(np.float32)).reshape(-1, self.obs_dim)
+        actions = torch.from_numpy(self.buffer.actions[idx].astype(np.float32))
+        return obs, actions.reshape(obs.shape[0], *actions.shape[2:])
+
+    @torch.no_grad()
+    def _prepare(self) -> dict[str, torch.Tensor]:
+        """Normalize the whole buffer with current statistics; recompute log-probs, values, GAE."""
+        buf, cfg = self.buffer, self.config
+        idx = buf.time_order()
+        obs, actions = self._buffer_obs_actions(0)
+        next_obs = torch.from_numpy(self.obs_norm(buf.next_obs[idx]).astype(np.float32)).reshape(-1, self.obs_dim)
+        values = self.value(obs).numpy().astype(np.float64).reshape(len(idx), -1)
+        next_values = self.value(next_obs).numpy().astype(np.float64).reshape(len(idx), -1)
+        rewards = self.reward_scaler(buf.rewards[idx])
+        adv = compute_gae(
+            rewards, values, next_values, buf.terminated[idx], buf.truncated[idx], cfg.gamma, cfg.gae_lambda
+        )
+        logp, _ = self.policy.log_prob(obs, actions)
+        return {
+            "obs": obs,
+            "actions": actions,
+            "logp": logp,
+            "values": torch.from_numpy(values.reshape(-1).astype(np.float32)),
+            "advantages": torch.from_numpy(adv.reshape(-1).astype(np.float32)),
+            "returns": torch.from_numpy((adv + values).reshape(-1).astype(np.float32)),
+        }
+
+    def _set_lr(self, total_timesteps: int) -> None:
+        if self.config.anneal_lr:
+            frac = 1.0 - (self.global_step - self.config.n_steps) / total_timesteps
+            for group in self.optimizer.param_groups:
+                group["lr"] = max(frac, 0.0) * self.config.learning_rate
+
+    # -- the PPO update on all of D -----------------------------------------------------------------
+    def _ppo_update(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.config
+        n = data["obs"].shape[0]
+        mb_size = max(n // cfg.n_minibatches, 1)
+        clipfracs: list[float] = []
+        approx_kl = torch.zeros(())
+        stats: dict[str, Any] = {}
+        epochs_run, stop = 0, False
+        for _ in range(cfg.n_epochs):
+            perm = torch.randperm(n, generator=self.torch_rng)
+            epochs_run += 1
+            for start in range(0, n - mb_size + 1, mb_size):
+                i = perm[start : start + mb_size]
+                new_logp, entropy = self.policy.log_prob(data["obs"][i], data["actions"][i])
+                log_ratio = new_logp - data["logp"][i]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+                if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
+                    stop = True  # checked before the step, and it ends all epochs
+                    break
+                adv = data["advantages"][i]
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                v = self.value(data["obs"][i])
+                ret, old_v = data["returns"][i], data["values"][i]
+                if cfg.clip_vloss:
+                    v_clipped = old_v + (v - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = 0.5 * torch.max((v - ret).pow(2), (v_clipped - ret).pow(2)).mean()
+                else:
+                    v_loss = 0.5 * (v - ret).pow(2).mean()
+                ent = entropy.mean()
+                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+                self.optimizer.step()
+                stats = {"pg": pg_loss.detach(), "v": v_loss.detach(), "ent": ent.detach()}
+            if stop:
+                break
+        values, returns = data["values"].numpy(), data["returns"].numpy()
+        var_y = float(np.var(returns))
+        out = {
+            "losses/approx_kl": float(approx_kl),
+            "losses/clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
+            "losses/explained_variance": float("nan") if var_y == 0 else 1 - float(np.var(returns - values)) / var_y,
+            "losses/epochs_run": float(epochs_run),
+            "losses/early_stop": float(stop),
+            "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
+        }
+        if stats:
+            out.update({"losses/policy_loss": float(stats["pg"]), "losses/value_loss": float(stats["v"]),
+                        "losses/entropy": float(stats["ent"])})
+        return out
+
+    # -- PROPS: adapt phi so that the buffer looks on-policy for theta -------------------------------
+    def _behavior_update(self) -> dict[str, float]:
+        assert self.behavior is not None and self.behavior_optimizer is not None
+        self.behavior.load_state_dict(self.policy.state_dict())  # phi = copy(theta); Adam state persists
+        # the oldest m rows are evicted by the next collection before they could be corrected
+        skip = self.config.behavior_steps // self.config.num_envs if self.buffer.full else 0
+        obs, actions = self._buffer_obs_actions(skip)
+        return props_update(self.behavior, self.reference, self.behavior_optimizer, obs, actions, self.config,
+                            self.torch_rng)
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _algo_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "policy": self.policy.state_dict(),
+            "value": self.value.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "reward_scaler": self.reward_scaler.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "steps_since_update": self.steps_since_update,
+        }
+        if self.behavior is not None and self.behavior_optimizer is not None:
+            state["behavior"] = self.behavior.state_dict()
+            state["reference"] = self.reference.state_dict()
+            state["behavior_optimizer"] = self.behavior_optimizer.state_dict()
+        return state
+
+    def _load_algo_state(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.steps_since_update = int(state["steps_since_update"])
+        if self.behavior is not None and self.behavior_optimizer is not None:
+            self.behavior.load_state_dict(state["behavior"])
+            self.reference.load_state_dict(state["reference"])
+            self.behavior_optimizer.load_state_dict(state["behavior_optimizer"])
+
+
+class PPO(OnPolicyAgent):
+    """PPO: b = 1, theta samples."""
+
+    config_cls = PPOConfig
+
+
+class PPOBuffer(OnPolicyAgent):
+    """PPO trained on the last b batches as if they were on-policy."""
+
+    config_cls = PPOBufferConfig
+
+
+class PROPS(OnPolicyAgent):
+    """Proximal Robust On-Policy Sampling: an adaptive behavior policy keeps old data on-policy."""
+
+    config_cls = PROPSConfig
+
+
+class ROS(OnPolicyAgent):
+    """Robust On-policy Sampling: one plain gradient step on phi per env step."""
+
+    config_cls = ROSConfig

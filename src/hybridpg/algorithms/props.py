@@ -1,0 +1,81 @@
+"""Behavior-policy updates: PROPS and ROS, as plain functions of the policies and the buffer.
+
+PROPS minimizes mean(max(r, clip(r, 1-eps, 1+eps))) + lambda * KL(pi_phi || pi_theta), with
+r = pi_phi(a|s) / pi_theta(a|s) over the buffer's (s, a). Pushing r down on actions already in the
+buffer moves probability to the actions the buffer under-represents; the clip stops r from going
+below 1 - eps, and the update stops once the sample KL(theta || phi) exceeds delta.
+
+ROS takes one plain gradient step that LOWERS log pi_phi of the buffer's actions (the authors'
+2023 code raised them; this is the direction of the ROS paper).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hybridpg.config import OnPolicyConfig
+from hybridpg.networks import Policy, policy_kl
+
+
+def props_update(
+    behavior: Policy,
+    reference: Policy,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    cfg: OnPolicyConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Adapt ``behavior`` (phi, already a copy of theta) in place; returns diagnostics."""
+    n = obs.shape[0]
+    if n == 0:
+        return {}
+    with torch.no_grad():
+        ref_logp, _ = reference.log_prob(obs, actions)
+    mb_size = max(n // cfg.props_minibatches, 1)
+    epochs_run, steps, stopped = 0, 0, False
+    kl = torch.zeros(())
+    clipfrac = torch.zeros(())
+    loss = torch.zeros(())
+    for _ in range(cfg.props_epochs):
+        perm = torch.randperm(n, generator=generator)
+        epochs_run += 1
+        for start in range(0, n - mb_size + 1, mb_size):
+            i = perm[start : start + mb_size]
+            logp, _ = behavior.log_prob(obs[i], actions[i])
+            log_ratio = logp - ref_logp[i]
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                kl = ((ratio - 1) - log_ratio).mean()  # sample estimate of KL(pi_theta || pi_phi)
+                clipfrac = ((ratio - 1).abs() > cfg.props_clip).float().mean()
+            if kl.item() > cfg.props_target_kl:
+                stopped = True
+                break
+            clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
+            loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * policy_kl(behavior, reference, obs[i]).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(behavior.parameters(), 0.5)
+            optimizer.step()
+            steps += 1
+        if stopped:
+            break
+    return {
+        "props/behavior_kl": float(kl),
+        "props/clipfrac": float(clipfrac),
+        "props/loss": float(loss.detach()),
+        "props/epochs_run": float(epochs_run),
+        "props/grad_steps": float(steps),
+        "props/early_stop": float(stopped),
+    }
+
+
+def ros_update(behavior: Policy, optimizer: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor) -> float:
+    """One gradient step on phi that lowers the mean log-prob of the buffer's actions."""
+    logp, _ = behavior.log_prob(obs, actions)
+    loss = logp.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss)

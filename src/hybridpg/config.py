@@ -1,0 +1,255 @@
+"""Typed, validated configuration: one dataclass per algorithm.
+
+Validation happens in ``__post_init__`` so that a bad value is reported at construction, with one
+line naming the field and the reason, long before any environment is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from hybridpg.errors import ConfigError
+
+
+def _require(ok: bool, name: str, value: Any, reason: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field '{name}'={value!r}: {reason}")
+
+
+@dataclass
+class BaseConfig:
+    """Fields shared by every algorithm: environments, networks, logging and checkpoints."""
+
+    algo: ClassVar[str] = "base"
+    #: Box-only algorithms set this; checked against the env's action space.
+    box_only: ClassVar[bool] = False
+
+    num_envs: int = 1
+    async_envs: bool = False
+    gamma: float = 0.99
+    learning_rate: float = 3e-4
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    eval_freq: int = 10
+    eval_episodes: int = 10
+    checkpoint_freq: int = 10
+    torch_threads: int = 1
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.validate()
+
+    def validate(self) -> None:
+        _require(self.num_envs >= 1, "num_envs", self.num_envs, "must be >= 1")
+        _require(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "must be in (0, 1]")
+        _require(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            self.learning_rate,
+            "must be > 0",
+        )
+        _require(
+            len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+            "hidden_sizes",
+            self.hidden_sizes,
+            "must be a non-empty list of positive layer widths",
+        )
+        _require(self.eval_freq >= 0, "eval_freq", self.eval_freq, "must be >= 0 (0 disables evaluation)")
+        _require(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, "must be >= 1")
+        _require(
+            self.checkpoint_freq >= 0, "checkpoint_freq", self.checkpoint_freq, "must be >= 0 (0 = final only)"
+        )
+        _require(self.torch_threads >= 1, "torch_threads", self.torch_threads, "must be >= 1")
+        _require(self.device in ("cpu", "cuda", "auto"), "device", self.device, "must be cpu, cuda or auto")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BaseConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) for {cls.algo}: {', '.join(unknown)}")
+        coerced = {k: coerce_field(cls, k, v) for k, v in values.items()}
+        return cls(**coerced)
+
+
+@dataclass
+class OnPolicyConfig(BaseConfig):
+    """PPO / PPO-Buffer / PROPS / ROS: one code path, different settings (spec: props.md)."""
+
+    algo: ClassVar[str] = "on-policy"
+
+    n_steps: int = 2048  # n: transitions (over all envs) between target-policy updates
+    buffer_batches: int = 1  # b: the buffer holds the last b*n transitions
+    behavior: str = "target"  # who samples: target (PPO), props or ros
+    behavior_steps: int = 256  # m: transitions between behavior-policy updates
+    anneal_lr: bool = True
+    gae_lambda: float = 0.95
+    n_epochs: int = 10
+    n_minibatches: int = 32
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = 0.03
+    norm_obs: bool = True
+    norm_reward: bool = True
+    # PROPS behavior update
+    props_lr: float = 1e-3
+    props_epochs: int = 16
+    props_minibatches: int = 16
+    props_clip: float = 0.3
+    props_lambda: float = 0.3
+    props_target_kl: float = 0.05
+    props_stale_reference: bool = False  # the authors' code used pre-update theta; off by default
+    # ROS behavior update
+    ros_lr: float = 1e-5
+    # sampling-error diagnostic (0 disables)
+    se_freq: int = 0
+    se_epochs: int = 100
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.n_steps >= 1, "n_steps", self.n_steps, "must be >= 1")
+        _require(
+            self.n_steps % self.num_envs == 0,
+            "n_steps",
+            self.n_steps,
+            f"must be divisible by num_envs={self.num_envs}",
+        )
+        _require(self.buffer_batches >= 1, "buffer_batches", self.buffer_batches, "b must be >= 1")
+        _require(
+            self.behavior in ("target", "props", "ros"),
+            "behavior",
+            self.behavior,
+            "must be one of target, props, ros",
+        )
+        _require(self.behavior_steps >= 1, "behavior_steps", self.behavior_steps, "m must be >= 1")
+        _require(
+            self.n_steps % self.behavior_steps == 0,
+            "behavior_steps",
+            self.behavior_steps,
+            f"m must divide n_steps={self.n_steps}",
+        )
+        _require(
+            self.behavior_steps % self.num_envs == 0,
+            "behavior_steps",
+            self.behavior_steps,
+            f"m must be divisible by num_envs={self.num_envs}",
+        )
+        _require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
+        _require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be >= 1")
+        _require(self.n_minibatches >= 1, "n_minibatches", self.n_minibatches, "must be >= 1")
+        _require(
+            self.n_minibatches <= self.n_steps * self.buffer_batches,
+            "n_minibatches",
+            self.n_minibatches,
+            "must not exceed the buffer size b*n",
+        )
+        _require(self.clip_coef > 0, "clip_coef", self.clip_coef, "must be > 0")
+        _require(self.ent_coef >= 0, "ent_coef", self.ent_coef, "must be >= 0")
+        _require(self.vf_coef >= 0, "vf_coef", self.vf_coef, "must be >= 0")
+        _require(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0")
+        _require(
+            self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "must be > 0 or None"
+        )
+        _require(self.props_lr > 0, "props_lr", self.props_lr, "must be > 0")
+        _require(self.props_epochs >= 1, "props_epochs", self.props_epochs, "must be >= 1")
+        _require(self.props_minibatches >= 1, "props_minibatches", self.props_minibatches, "must be >= 1")
+        _require(0 < self.props_clip < 1, "props_clip", self.props_clip, "must be in (0, 1)")
+        _require(self.props_lambda >= 0, "props_lambda", self.props_lambda, "must be >= 0")
+        _require(self.props_target_kl > 0, "props_target_kl", self.props_target_kl, "must be > 0")
+        _require(self.ros_lr > 0, "ros_lr", self.ros_lr, "must be > 0")
+        _require(self.se_freq >= 0, "se_freq", self.se_freq, "must be >= 0 (0 disables)")
+        _require(self.se_epochs >= 1, "se_epochs", self.se_epochs, "must be >= 1")
+        if self.behavior == "props":
+            _require(
+                self.buffer_batches >= 2, "buffer_batches", self.buffer_batches, "PROPS needs b >= 2"
+            )
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    algo: ClassVar[str] = "ppo"
+
+
+@dataclass
+class PPOBufferConfig(OnPolicyConfig):
+    algo: ClassVar[str] = "ppo-buffer"
+    buffer_batches: int = 2
+
+
+@dataclass
+class PROPSConfig(OnPolicyConfig):
+    algo: ClassVar[str] = "props"
+    buffer_batches: int = 2
+    behavior: str = "props"
+
+
+@dataclass
+class ROSConfig(OnPolicyConfig):
+    algo: ClassVar[str] = "ros"
+    buffer_batches: int = 2
+    behavior: str = "ros"
+    behavior_steps: int = 256
+
+
+def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
+    """Turn a string from the CLI or YAML into the field's declared type, with a clear error."""
+    hints = typing.get_type_hints(cls)
+    if name not in hints:
+        raise ConfigError(f"unknown config field '{name}' for {cls.algo}")
+    target = hints[name]
+    if not isinstance(value, str):
+        if target is tuple[int, ...] and isinstance(value, list | tuple):
+            return tuple(int(v) for v in value)
+        if target is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    text = value.strip()
+    try:
+        origin = typing.get_origin(target)
+        if origin in (types.UnionType, typing.Union):
+            args = [a for a in typing.get_args(target) if a is not type(None)]
+            if text.lower() in ("none", "null", ""):
+                return None
+            target = args[0]
+        if target is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if target is int:
+            try:
+                return int(text)
+            except ValueError:
+                as_float = float(text)  # accept 1e5 style, but only for whole numbers
+                if not as_float.is_integer():
+                    raise
+                return int(as_float)
+        if target is float:
+            return float(text)
+        if target is tuple[int, ...]:
+            return tuple(int(p) for p in text.replace("(", "").replace(")", "").split(",") if p.strip())
+        return text
+    except ValueError as exc:
+        raise ConfigError(f"config field '{name}'={value!r}: not a valid {getattr(target, '__name__', target)}") from exc
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "ppo": PPOConfig,
+    "ppo-buffer": PPOBufferConfig,
+    "props": PROPSConfig,
+    "ros": ROSConfig,
+}

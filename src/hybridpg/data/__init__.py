@@ -1,0 +1,1 @@
+"""Data: normalizers, the on-policy history buffer, replay storage and offline datasets."""

@@ -1,0 +1,119 @@
+"""Networks and the policy math on them (log-probs, entropy, KL), as plain functions of tensors.
+
+Distributions are written out instead of going through ``torch.distributions``: the formulas are
+three lines each, and skipping the distribution objects removes argument validation and object
+construction from every minibatch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from hybridpg.errors import EnvError
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def mlp(sizes: list[int], activation: type[nn.Module], output_gain: float) -> nn.Sequential:
+    """Tanh/ReLU MLP with orthogonal init (gain sqrt 2 hidden, ``output_gain`` last), zero biases."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(linear.weight, output_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class Policy(nn.Module):
+    """Gaussian (state-independent log-std) or Categorical policy over a flat observation."""
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        if isinstance(action_space, gym.spaces.Discrete):
+            self.discrete = True
+            self.action_dim = int(action_space.n)
+            out = self.action_dim
+        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+            self.discrete = False
+            self.action_dim = int(action_space.shape[0])
+            out = self.action_dim
+        else:
+            raise EnvError(f"unsupported action space {action_space}: use Discrete or a 1-D Box")
+        self.net = mlp([obs_dim, *hidden, out], nn.Tanh, output_gain=0.01)
+        self.log_std = nn.Parameter(torch.zeros(self.action_dim), requires_grad=not self.discrete)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Mean (continuous) or logits (discrete)."""
+        out: torch.Tensor = self.net(obs)
+        return out
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-prob of ``actions`` and the mean entropy term's per-sample entropy."""
+        out = self.net(obs)
+        if self.discrete:
+            logp_all = torch.log_softmax(out, dim=-1)
+            logp = logp_all.gather(-1, actions.long().view(-1, 1)).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            return logp, entropy
+        return gaussian_log_prob(out, self.log_std, actions), gaussian_entropy(self.log_std).expand(out.shape[0])
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Sample with externally drawn noise: N(0,1) for Gaussian, U(0,1) for Categorical."""
+        out = self.net(obs)
+        if self.discrete:
+            cdf = torch.softmax(out, dim=-1).cumsum(-1)
+            # inverse-CDF sampling; clamp guards against cdf[-1] < 1 by rounding
+            return torch.searchsorted(cdf, noise.view(-1, 1)).clamp_max(self.action_dim - 1).squeeze(-1)
+        return out + self.log_std.exp() * noise
+
+    @torch.no_grad()
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.net(obs)
+        return out.argmax(-1) if self.discrete else out
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum()
+
+
+def policy_kl(p: Policy, q: Policy, obs: torch.Tensor) -> torch.Tensor:
+    """Per-sample KL(p || q). Gaussian: analytic, averaged over action dimensions (spec).
+
+    Discrete: the full categorical KL.
+    """
+    out_p, out_q = p.net(obs), q.net(obs)
+    if p.discrete:
+        lp, lq = torch.log_softmax(out_p, -1), torch.log_softmax(out_q, -1)
+        return (lp.exp() * (lp - lq)).sum(-1)
+    var_p, var_q = torch.exp(2 * p.log_std), torch.exp(2 * q.log_std)
+    kl = q.log_std - p.log_std + (var_p + (out_p - out_q).pow(2)) / (2 * var_q) - 0.5
+    return kl.mean(-1)
+
+
+class ValueNet(nn.Module):
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, 1], nn.Tanh, output_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(obs).squeeze(-1)
+        return out
+
+
+def flat_obs_dim(space: gym.Space) -> int:
+    return int(np.prod(space.shape)) if space.shape else 1

@@ -1,0 +1,1 @@
+"""The training loop's shared parts: run folders, logging, progress, checkpoints, evaluation."""

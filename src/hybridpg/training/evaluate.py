@@ -1,0 +1,55 @@
+"""Deterministic evaluation of a trained agent, with the agent's saved normalization statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+
+from hybridpg.envs.vector import make_env_fn
+
+if TYPE_CHECKING:
+    from hybridpg.algorithms.base import Agent
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    returns: list[float]
+    lengths: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+
+def evaluate(
+    agent: Agent, env: gym.Env | str | None = None, n_episodes: int = 10, seed: int = 0, deterministic: bool = True
+) -> EvalResult:
+    """Run ``n_episodes`` full episodes; statistics are read, never updated."""
+    own = env is None or isinstance(env, str)
+    the_env = make_env_fn(env if env is not None else agent.env_spec)() if own else env
+    assert isinstance(the_env, gym.Env)
+    returns: list[float] = []
+    lengths: list[int] = []
+    try:
+        for i in range(n_episodes):
+            obs, _ = the_env.reset(seed=seed + i)
+            done, total, length = False, 0.0, 0
+            while not done:
+                action = agent.predict(obs, deterministic=deterministic)
+                obs, reward, terminated, truncated, _ = the_env.step(action)
+                total += float(reward)
+                length += 1
+                done = bool(terminated or truncated)
+            returns.append(total)
+            lengths.append(length)
+    finally:
+        if own:
+            the_env.close()
+    return EvalResult(returns, lengths)

@@ -1,0 +1,67 @@
+"""Metrics to ``metrics.jsonl`` and TensorBoard event files, with stable metric names.
+
+Names used across algorithms: ``charts/episode_return``, ``charts/episode_length``,
+``eval/return_mean``, ``eval/return_std``, ``losses/*``, ``props/*``, ``diagnostics/*``,
+``time/sps``. Each JSONL line is ``{"step": env_steps, "time": seconds, name: value, ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+
+class MetricLogger:
+    def __init__(self, run_dir: Path | None, tensorboard: bool = True) -> None:
+        self.run_dir = run_dir
+        self.start = time.perf_counter()
+        self._file = None
+        self._tb: Any = None
+        self.history: list[dict[str, float]] = []
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self._file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        record: dict[str, float] = {"step": step, "time": round(time.perf_counter() - self.start, 3), **clean}
+        self.history.append(record)
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for name, value in clean.items():
+                self._tb.add_scalar(name, value, step)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Read a metrics.jsonl, skipping a torn last line left by a crash."""
+    out: list[dict[str, float]] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
