@@ -12,8 +12,8 @@ the observation is ``hadamard(d) @ z`` where ``z`` holds one-hot encodings of th
 
 The codes are drawn once, from ``code_seed``, when the env is constructed: the lock is a fixed
 MDP, so offline data and an online agent built with the same kwargs face the same lock whatever
-seeds they reset with. The reset seed only drives the start state, the A/B transitions, the distractor,
-the observation noise and (continuous variant) the sampled latent action.
+seeds they reset with. The reset seed only drives the start state, the A/B transitions, the
+distractor, the observation noise and (continuous variant) the sampled latent action.
 """
 
 from __future__ import annotations
