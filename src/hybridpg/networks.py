@@ -57,8 +57,11 @@ class Policy(nn.Module):
         return out
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-prob of ``actions`` and the mean entropy term's per-sample entropy."""
-        out = self.net(obs)
+        """Log-prob of ``actions`` and the per-sample entropy."""
+        return self.log_prob_from(self.net(obs), actions)
+
+    def log_prob_from(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like ``log_prob`` but from network outputs already computed (saves a forward pass)."""
         if self.discrete:
             logp_all = torch.log_softmax(out, dim=-1)
             logp = logp_all.gather(-1, actions.long().view(-1, 1)).squeeze(-1)
@@ -92,16 +95,22 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 
 
 def policy_kl(p: Policy, q: Policy, obs: torch.Tensor) -> torch.Tensor:
-    """Per-sample KL(p || q). Gaussian: analytic, averaged over action dimensions (spec).
+    """Per-sample KL(p || q) of two policies on the same observations."""
+    return kl_from(p.discrete, p.net(obs), p.log_std, q.net(obs), q.log_std)
 
-    Discrete: the full categorical KL.
+
+def kl_from(
+    discrete: bool, out_p: torch.Tensor, log_std_p: torch.Tensor, out_q: torch.Tensor, log_std_q: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample KL(p || q) from network outputs.
+
+    Gaussian: analytic, averaged over action dimensions (spec). Discrete: the full categorical KL.
     """
-    out_p, out_q = p.net(obs), q.net(obs)
-    if p.discrete:
+    if discrete:
         lp, lq = torch.log_softmax(out_p, -1), torch.log_softmax(out_q, -1)
         return (lp.exp() * (lp - lq)).sum(-1)
-    var_p, var_q = torch.exp(2 * p.log_std), torch.exp(2 * q.log_std)
-    kl = q.log_std - p.log_std + (var_p + (out_p - out_q).pow(2)) / (2 * var_q) - 0.5
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    kl = log_std_q - log_std_p + (var_p + (out_p - out_q).pow(2)) / (2 * var_q) - 0.5
     return kl.mean(-1)
 
 

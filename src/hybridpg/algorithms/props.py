@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from hybridpg.config import OnPolicyConfig
-from hybridpg.networks import Policy, policy_kl
+from hybridpg.networks import Policy, kl_from
 
 
 def props_update(
@@ -31,8 +31,10 @@ def props_update(
     n = obs.shape[0]
     if n == 0:
         return {}
-    with torch.no_grad():
-        ref_logp, _ = reference.log_prob(obs, actions)
+    with torch.no_grad():  # theta's side is fixed for the whole update: compute it once
+        ref_out = reference.net(obs)
+        ref_logp, _ = reference.log_prob_from(ref_out, actions)
+        ref_log_std = reference.log_std.detach()
     mb_size = max(n // cfg.props_minibatches, 1)
     epochs_run, steps, stopped = 0, 0, False
     kl = torch.zeros(())
@@ -43,7 +45,8 @@ def props_update(
         epochs_run += 1
         for start in range(0, n - mb_size + 1, mb_size):
             i = perm[start : start + mb_size]
-            logp, _ = behavior.log_prob(obs[i], actions[i])
+            out = behavior.net(obs[i])
+            logp, _ = behavior.log_prob_from(out, actions[i])
             log_ratio = logp - ref_logp[i]
             ratio = log_ratio.exp()
             with torch.no_grad():
@@ -53,7 +56,8 @@ def props_update(
                 stopped = True
                 break
             clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
-            loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * policy_kl(behavior, reference, obs[i]).mean()
+            kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, ref_out[i], ref_log_std)
+            loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * kl_to_theta.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(behavior.parameters(), 0.5)
