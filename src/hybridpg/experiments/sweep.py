@@ -1,0 +1,450 @@
+"""``hybridpg sweep``: every (algo, env, seed) as its own run folder, run in parallel and restartably.
+
+Layout: ``ROOT/sweep.yaml`` (the spec and the commands that produced it) and one run folder per
+run at ``ROOT/<env>/<algo>/seed<k>/`` (the same folder ``hybridpg train`` writes). A run whose
+``summary.json`` says finished is skipped on a rerun; one with ``checkpoints/latest.pt`` resumes
+from it; anything else starts afresh. A failing run writes ``error.txt`` (its traceback) and does
+not stop the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shlex
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from hybridpg.errors import ConfigError, HybridPGError
+
+SWEEP_FILE = "sweep.yaml"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a sweep; plain data so it crosses process and Ray boundaries as a dict."""
+
+    algo: str
+    env: str
+    seed: int
+    total_timesteps: int
+    run_dir: str
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.env}/{self.algo}/seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        return cls(**values)
+
+
+@dataclass
+class RunResult:
+    name: str
+    status: str  # finished | skipped | failed
+    error: str | None = None
+    resumed: bool = False
+    eval_return: float | None = None
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class SweepSpec:
+    algos: list[str]
+    envs: list[str]
+    seeds: list[int]
+    total_timesteps: int
+    overrides: dict[str, str]
+    root: Path
+    workers: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
+    cpus_per_run: float = 1.0
+
+    def runs(self) -> list[RunSpec]:
+        return [
+            RunSpec(algo, env, seed, self.total_timesteps, str(run_dir_for(self.root, env, algo, seed)),
+                    dict(self.overrides))
+            for env in self.envs for algo in self.algos for seed in self.seeds
+        ]
+
+    def command(self) -> str:
+        """The ``hybridpg sweep`` command line that reproduces this sweep."""
+        args = ["hybridpg", "sweep", "--algos", ",".join(self.algos), "--envs", ",".join(self.envs),
+                "--seeds", ",".join(map(str, self.seeds)), "--total-timesteps", str(self.total_timesteps)]
+        for key, value in self.overrides.items():
+            args += ["--set", f"{key}={value}"]
+        args += ["--out", str(self.root), "--workers", str(self.workers), "--backend", self.backend]
+        if self.ray_address:
+            args += ["--ray-address", self.ray_address]
+        if self.backend == "ray" and self.cpus_per_run != 1.0:
+            args += ["--cpus-per-run", f"{self.cpus_per_run:g}"]
+        return shlex.join(args)
+
+
+def run_dir_for(root: Path, env: str, algo: str, seed: int) -> Path:
+    # namespaced ids like "hybridpg/TwoStep-v0" must not create nested folders
+    return root / env.replace("/", "_") / algo / f"seed{seed}"
+
+
+def run_state(run_dir: Path) -> str:
+    """``finished`` (summary says so), ``resume`` (has a latest checkpoint) or ``new``."""
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        try:
+            if json.loads(summary.read_text()).get("status") == "finished":
+                return "finished"
+        except (OSError, json.JSONDecodeError):
+            pass
+    if (run_dir / "checkpoints" / "latest.pt").exists():
+        return "resume"
+    return "new"
+
+
+# -- one run (executed in a worker process or a Ray trial) ------------------------------------------
+
+
+def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> RunResult:
+    """Train (or resume, or skip) one run; errors propagate. ``on_agent`` sees the agent before training."""
+    from hybridpg.algorithms import ALGORITHMS
+    from hybridpg.algorithms.base import Agent
+
+    start = time.perf_counter()
+    run_dir = Path(spec.run_dir)
+    state = run_state(run_dir)
+    if state == "finished":
+        return RunResult(spec.name, "skipped", eval_return=_summary_return(run_dir))
+    if state == "resume":
+        agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
+        remaining = spec.total_timesteps - agent.global_step
+        if remaining < 1:
+            agent.close()
+            raise HybridPGError(
+                f"{run_dir}: checkpoint is already at {agent.global_step} steps but summary.json is missing; "
+                "delete the folder to rerun it"
+            )
+    else:
+        # a folder without a checkpoint holds only a dead attempt's logs; start clean so metrics
+        # from that attempt are not appended to
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        overrides: dict[str, Any] = dict(spec.overrides)
+        agent = ALGORITHMS[spec.algo](spec.env, seed=spec.seed, **overrides)
+        remaining = spec.total_timesteps
+    try:
+        if on_agent is not None:
+            on_agent(agent)
+        agent.learn(remaining, run_dir=run_dir, progress=False, reset=state != "resume")
+    finally:
+        agent.close()
+    (run_dir / "error.txt").unlink(missing_ok=True)
+    return RunResult(spec.name, "finished", resumed=state == "resume", eval_return=_summary_return(run_dir),
+                     wall_seconds=time.perf_counter() - start)
+
+
+def one_line_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    return message if isinstance(exc, HybridPGError) else f"{type(exc).__name__}: {message}"
+
+
+def record_failure(spec: RunSpec, exc: BaseException) -> RunResult:
+    """Save the traceback next to the run and return the one-line error."""
+    run_dir = Path(spec.run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+    except OSError:
+        pass
+    return RunResult(spec.name, "failed", error=one_line_error(exc))
+
+
+def execute_run(values: dict[str, Any]) -> RunResult:
+    """Worker entry point: never raises, so one bad run cannot take the pool down."""
+    spec = RunSpec.from_dict(values)
+    try:
+        return train_run(spec)
+    except Exception as exc:  # noqa: BLE001 (any failure of one run is reported, not fatal)
+        return record_failure(spec, exc)
+
+
+def _summary_return(run_dir: Path) -> float | None:
+    try:
+        value = json.loads((run_dir / "summary.json").read_text()).get("eval_return_mean")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return None if value is None else float(value)
+
+
+def _init_worker() -> None:
+    # each worker is one run on one core; intra-op threads would oversubscribe the machine
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# -- progress ---------------------------------------------------------------------------------------
+
+
+class SweepProgress:
+    """done / running / failed counts: one updating line on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, tty: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.total = total
+        self.done = self.skipped = self.failed = self.running = 0
+        self.start = time.perf_counter()
+        self.results: list[RunResult] = []
+
+    def status(self) -> str:
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - self.start))
+        return (f"[sweep] {self.done + self.skipped}/{self.total} done ({self.skipped} skipped) | "
+                f"{self.running} running | {self.failed} failed | {elapsed}")
+
+    def started(self, name: str) -> None:
+        self.running += 1
+        self._emit(None if self.tty else f"[sweep] start {name}")
+
+    def finished(self, result: RunResult, was_running: bool = True) -> None:
+        self.results.append(result)
+        if was_running:
+            self.running = max(self.running - 1, 0)
+        if result.status == "failed":
+            self.failed += 1
+            self._emit(f"[sweep] FAILED {result.name}: {result.error}", always=True)
+            return
+        if result.status == "skipped":
+            self.skipped += 1
+            detail = "already finished"
+        else:
+            self.done += 1
+            ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
+            detail = f"{'resumed, ' if result.resumed else ''}eval return {ret}, {result.wall_seconds:.1f}s"
+        self._emit(None if self.tty else f"[sweep] {result.status} {result.name} ({detail})")
+
+    def _emit(self, line: str | None, always: bool = False) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            if line is not None:
+                self.stream.write(line + "\n")
+            self.stream.write(self.status())
+        elif line is not None:
+            self.stream.write(f"{line} -- {self.status()}\n" if not always else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        else:
+            self.stream.write(self.status() + "\n")
+        self.stream.flush()
+
+
+# -- backends ---------------------------------------------------------------------------------------
+
+
+def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) -> None:
+    """A spawn-context process pool; at most ``workers`` runs are in flight, so 'running' is exact."""
+    queue = list(runs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+        in_flight: dict[Future[RunResult], RunSpec] = {}
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < workers:
+                    spec = queue.pop(0)
+                    in_flight[pool.submit(execute_run, spec.to_dict())] = spec
+                    progress.started(spec.name)
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    spec = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # noqa: BLE001 (a worker killed by the OS, e.g. out of memory)
+                        result = record_failure(spec, exc)
+                    progress.finished(result)
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+
+
+# -- the sweep --------------------------------------------------------------------------------------
+
+
+def validate_spec(spec: SweepSpec) -> None:
+    from hybridpg.algorithms import ALGORITHMS
+
+    unknown = [a for a in spec.algos if a not in ALGORITHMS]
+    if unknown:
+        choices = ", ".join(sorted(ALGORITHMS))
+        raise ConfigError(f"unknown algorithm(s) {', '.join(unknown)}; choose from {choices}")
+    if not spec.algos or not spec.envs or not spec.seeds:
+        raise ConfigError("a sweep needs at least one algorithm, one env and one seed")
+    if len(set(spec.algos)) != len(spec.algos) or len(set(spec.envs)) != len(spec.envs):
+        raise ConfigError("--algos and --envs must not repeat an entry")
+    if spec.total_timesteps < 1:
+        raise ConfigError(f"--total-timesteps={spec.total_timesteps}: must be >= 1")
+    if spec.workers < 1:
+        raise ConfigError(f"--workers={spec.workers}: must be >= 1")
+    if spec.backend not in ("local", "ray"):
+        raise ConfigError(f"--backend={spec.backend}: choose local or ray")
+    if spec.cpus_per_run <= 0:
+        raise ConfigError(f"--cpus-per-run={spec.cpus_per_run}: must be > 0")
+    # a field no selected algorithm knows is a typo; one that only some know (or a value that one
+    # algorithm rejects) fails just those runs, which the sweep reports
+    known = set().union(*(ALGORITHMS[a].config_cls.__dataclass_fields__ for a in spec.algos))
+    typos = sorted(set(spec.overrides) - known)
+    if typos:
+        raise ConfigError(f"--set {typos[0]}: not a config field of {', '.join(spec.algos)}")
+
+
+def write_sweep_file(spec: SweepSpec) -> None:
+    """Create or extend ROOT/sweep.yaml; refuse to mix runs of different budgets or overrides."""
+    path = spec.root / SWEEP_FILE
+    doc: dict[str, Any] = {}
+    if path.exists():
+        doc = yaml.safe_load(path.read_text()) or {}
+        for key, mine in (("total_timesteps", spec.total_timesteps), ("overrides", spec.overrides)):
+            if doc.get(key) != mine:
+                raise ConfigError(
+                    f"{spec.root} holds a sweep with {key}={doc.get(key)!r}, not {mine!r}; use another --out"
+                )
+    merged = {
+        "algos": _union(doc.get("algos", []), spec.algos),
+        "envs": _union(doc.get("envs", []), spec.envs),
+        "seeds": sorted(set(doc.get("seeds", [])) | set(spec.seeds)),
+        "total_timesteps": spec.total_timesteps,
+        "overrides": dict(spec.overrides),
+        "backend": spec.backend,
+        "workers": spec.workers,
+        "commands": _union(doc.get("commands", []), [spec.command()]),
+    }
+    try:
+        spec.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to sweep folder {spec.root}: {exc.strerror or exc}") from None
+
+
+def _union(old: list[Any], new: list[Any]) -> list[Any]:
+    return list(old) + [x for x in new if x not in old]
+
+
+def run_sweep(spec: SweepSpec, stream: TextIO | None = None, tty: bool | None = None) -> SweepProgress:
+    validate_spec(spec)
+    write_sweep_file(spec)
+    runs = spec.runs()
+    progress = SweepProgress(len(runs), stream, tty)
+    todo = []
+    for run in runs:
+        if run_state(Path(run.run_dir)) == "finished":
+            progress.finished(RunResult(run.name, "skipped", eval_return=_summary_return(Path(run.run_dir))),
+                              was_running=False)
+        else:
+            todo.append(run)
+    try:
+        if todo and spec.backend == "ray":
+            from hybridpg.experiments.ray_backend import run_ray
+
+            run_ray(todo, spec, progress)
+        elif todo:
+            run_local(todo, spec.workers, progress)
+    finally:
+        progress.close()
+    return progress
+
+
+# -- CLI --------------------------------------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``10`` -> seeds 0..9; ``3,7`` -> those seeds; ``5-9`` -> 5..9."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif "-" in text.strip()[1:]:
+            lo, hi = text.split("-", 1)
+            seeds = list(range(int(lo), int(hi) + 1))
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise ConfigError(f"--seeds={text!r}: give a count (10), a list (0,3,7) or a range (5-9)") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds={text!r}: need distinct, non-negative seeds")
+    return seeds
+
+
+def parse_overrides(items: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected field=value")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run algos x envs x seeds, one run folder each, in parallel (restartable)",
+        description="Run every (algo, env, seed) as its own run folder under --out. Rerunning the same "
+                    "command skips finished runs and resumes interrupted ones from their checkpoint.",
+    )
+    parser.add_argument("--algos", required=True, help="comma-separated, e.g. props,ppo-buffer,ppo")
+    parser.add_argument("--envs", required=True, help="comma-separated Gymnasium ids")
+    parser.add_argument("--seeds", default="5", help="count N (seeds 0..N-1), list 0,3,7 or range 5-9")
+    parser.add_argument("--total-timesteps", type=int, required=True, help="env steps per run")
+    parser.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
+                        help="config override for every run (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="sweep root folder")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="runs in parallel (default: CPU count)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--ray-address", default=None,
+                        help="existing Ray cluster (e.g. auto or HOST:6379); default starts a local one")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved per run")
+    parser.set_defaults(func=handle)
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    return SweepSpec(
+        algos=_split(args.algos), envs=_split(args.envs), seeds=parse_seeds(args.seeds),
+        total_timesteps=args.total_timesteps, overrides=parse_overrides(args.overrides),
+        root=args.out.resolve(), workers=args.workers, backend=args.backend,
+        ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.backend == "local" and args.ray_address:
+        raise ConfigError("--ray-address needs --backend ray")
+    progress = run_sweep(spec_from_args(args))
+    if progress.failed:
+        print(f"{progress.failed} run(s) failed; tracebacks are in their error.txt", file=sys.stderr)
+        return 1
+    return 0
