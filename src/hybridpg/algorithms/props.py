@@ -82,4 +82,4 @@ def ros_update(behavior: Policy, optimizer: torch.optim.Optimizer, obs: torch.Te
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())

@@ -1,0 +1,111 @@
+"""Throughput of hybridpg PPO and PROPS against Stable-Baselines3 PPO and the raw env, in one run.
+
+Each measurement runs in its own fresh subprocess (so peak RSS is per method), repeated and
+interleaved across methods so that machine noise hits all of them alike; we report medians.
+
+    python benchmarks/throughput.py --repeats 5 --steps 8192
+
+Needs the benchmark extra: pip install -e ".[bench]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+ENV = "Hopper-v5"
+
+# SB3's PPO defaults, spelled out for hybridpg (SB3: no normalization, no target_kl, constant lr)
+SB3_DEFAULTS = dict(
+    n_steps=2048, n_minibatches=32, n_epochs=10, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
+    clip_coef=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, target_kl=None, anneal_lr=False,
+    clip_vloss=False, norm_obs=False, norm_reward=False, eval_freq=0, checkpoint_freq=0,
+)
+
+CHILD = r"""
+import json, resource, sys, time
+method, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cfg = json.loads(sys.argv[4])
+import torch
+torch.set_num_threads(1)
+if method == "raw-env":
+    import gymnasium as gym
+    env = gym.make("%(env)s")
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    t = time.perf_counter()
+    for _ in range(steps):
+        _, _, te, tr, _ = env.step(env.action_space.sample())
+        if te or tr:
+            env.reset()
+    dt = time.perf_counter() - t
+elif method == "sb3-ppo":
+    from stable_baselines3 import PPO
+    model = PPO("MlpPolicy", "%(env)s", seed=seed, device="cpu", verbose=0)
+    t = time.perf_counter()
+    model.learn(steps)
+    dt = time.perf_counter() - t
+else:
+    from hybridpg import PPO, PROPS
+    algo = {"hybridpg-ppo": PPO, "hybridpg-props": PROPS}[method]
+    agent = algo("%(env)s", seed=seed, **cfg)
+    t = time.perf_counter()
+    agent.learn(steps, progress=False)
+    dt = time.perf_counter() - t
+print(json.dumps({"sps": steps / dt, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""" % {"env": ENV}
+
+
+def measure(method: str, steps: int, seed: int, cfg: dict[str, object]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, method, str(steps), str(seed), json.dumps(cfg)],
+        check=True, capture_output=True, text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8192, help="env steps per timed run (multiple of 2048)")
+    parser.add_argument("--json", default=None, help="also write the raw results here")
+    args = parser.parse_args()
+    methods = {
+        "raw-env": {},
+        "sb3-ppo": {},
+        "hybridpg-ppo": SB3_DEFAULTS,
+        "hybridpg-props": {**SB3_DEFAULTS, "buffer_batches": 2, "behavior_steps": 256},
+    }
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    start = time.time()
+    for rep in range(args.repeats):
+        for method, cfg in methods.items():  # interleaved, so noise hits every method alike
+            steps = args.steps * 4 if method == "raw-env" else args.steps
+            results[method].append(measure(method, steps, rep, cfg))
+            print(f"rep {rep} {method:15s} {results[method][-1]['sps']:8.0f} sps", file=sys.stderr)
+    med = {m: statistics.median(r["sps"] for r in rs) for m, rs in results.items()}
+    rss = {m: statistics.median(r["maxrss_mb"] for r in rs) for m, rs in results.items()}
+    print(f"\n{ENV}, 1 env, SB3 PPO default hyperparameters, {args.steps} steps/run, "
+          f"median of {args.repeats} runs ({time.time() - start:.0f}s total)\n")
+    print(f"| method | SPS (median) | min-max | peak RSS MB | vs SB3 PPO |")
+    print("|---|---|---|---|---|")
+    for m, rs in results.items():
+        lo, hi = min(r["sps"] for r in rs), max(r["sps"] for r in rs)
+        print(f"| {m} | {med[m]:.0f} | {lo:.0f}-{hi:.0f} | {rss[m]:.0f} | {med[m] / med['sb3-ppo']:.2f}x |")
+    print()
+    print(f"PPO / SB3 PPO = {med['hybridpg-ppo'] / med['sb3-ppo']:.2f} (target >= 2.0)")
+    print(f"PROPS / SB3 PPO = {med['hybridpg-props'] / med['sb3-ppo']:.2f} (target >= 1.0)")
+    print(f"PPO / raw env = {med['hybridpg-ppo'] / med['raw-env']:.2f} (target >= 0.5)")
+    print(f"peak RSS PPO {rss['hybridpg-ppo']:.0f} MB vs SB3 {rss['sb3-ppo']:.0f} MB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "median_sps": med, "median_rss_mb": rss}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
