@@ -7,12 +7,19 @@ and implements ``_train(run, total_timesteps)``, calling ``run.on_episodes`` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import random
+import signal
+import threading
 import time
+import warnings
 from abc import abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -29,6 +36,24 @@ from hybridpg.training.logger import MetricLogger
 from hybridpg.training.progress import ProgressBar
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM stopped ``learn``; a checkpoint was written first (the CLI exits 128+signal)."""
+
+    def __init__(self, signum: int, step: int, run_dir: Path) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.run_dir = run_dir
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name} at step {step}; checkpoint saved to "
+            f"{run_dir / 'checkpoints' / 'latest.pt'}; resume with: hybridpg train --resume {run_dir}"
+        )
+
+
+class _StopRun(Exception):
+    """Raised from ``Run.after_update`` to leave loops that do not call ``Run.safe_point``."""
+
+
 class Agent:
     config_cls: ClassVar[type[BaseConfig]] = BaseConfig
 
@@ -42,10 +67,13 @@ class Agent:
         if config is None:
             config = self.config_cls.from_dict(overrides)
         elif overrides:
-            values = {**config.to_dict(), **{k: coerce_field(self.config_cls, k, v) for k, v in overrides.items()}}
+            coerced = {k: coerce_field(self.config_cls, k, v) for k, v in overrides.items()}
+            values = {**config.to_dict(), **coerced}
             config = self.config_cls.from_dict(values)
         if not isinstance(config, self.config_cls):
-            raise ConfigError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}"
+            )
         self.config = config
         self.seed = int(seed)
         self.env_spec = env
@@ -63,15 +91,23 @@ class Agent:
         self.action_space = self.vec.single_action_space
         if config.box_only and not isinstance(self.action_space, gym.spaces.Box):
             self.vec.close()
-            raise EnvError(f"{config.algo} needs a Box action space, but {self.env_id} has {self.action_space}")
+            raise EnvError(
+                f"{config.algo} needs a Box action space, but {self.env_id} has {self.action_space}"
+            )
         if not isinstance(self.action_space, gym.spaces.Box | gym.spaces.Discrete):
             self.vec.close()
             raise EnvError(f"unsupported action space {self.action_space} in {self.env_id}")
-        self.obs_dim = int(np.prod(self.observation_space.shape))
+        self.obs_dim = int(np.prod(self.vec.obs_shape))
         self.obs_norm = ObsNormalizer(self.vec.obs_shape, enabled=bool(getattr(config, "norm_obs", False)))
         self.global_step = 0
         self.updates = 0
         self.run_dir: Path | None = None
+        # the step count the LR schedule anneals over; kept across save/load so a resumed run
+        # continues the original schedule instead of starting a new one
+        self.horizon: int | None = None
+        self.env_state_exact: bool | None = None  # after load: was the env state restored exactly?
+        self._metrics_bytes: int | None = None  # size of metrics.jsonl when the checkpoint was written
+        self._loaded_from: Path | None = None
         self._build()
 
     # -- what each algorithm provides ---------------------------------------------------------------
@@ -98,18 +134,37 @@ class Agent:
         run_dir: str | Path | None = None,
         progress: bool | None = None,
         reset: bool = True,
+        horizon: int | None = None,
     ) -> Agent:
-        """Train until ``total_timesteps`` env steps; with ``reset=False`` continue the step count."""
+        """Train for ``total_timesteps`` env steps; with ``reset=False`` continue the step count.
+
+        ``horizon`` is the step count the learning-rate schedule anneals over (default: the end of
+        this call, or a resumed run's original horizon if that is later). Training only part of a
+        horizon and continuing later (``Agent.load(run).learn(rest, reset=False)``) gives the same
+        result as one uninterrupted call. With a ``run_dir``, SIGINT/SIGTERM write a checkpoint
+        and raise ``TrainingInterrupted``.
+        """
         if total_timesteps < 1:
             raise ConfigError(f"total_timesteps={total_timesteps}: must be >= 1")
         if reset and self.global_step:
             raise ConfigError("this agent has already trained; pass reset=False to continue it")
         target = total_timesteps if reset else self.global_step + total_timesteps
+        default = target if reset else max(target, self.horizon or 0)
+        if horizon is not None and horizon < target:
+            raise ConfigError(f"horizon={horizon}: must be >= the steps this call trains to ({target})")
+        self.horizon = horizon if horizon is not None else default
         if run_dir is not None:
             self.run_dir = Path(run_dir)
-        run = Run(self, target, self.run_dir, progress)
+        run = Run(self, self.horizon, self.run_dir, progress, stop_at=target)
         try:
-            self._train(run, target)
+            with _stop_on_signals(run):
+                try:
+                    self._train(run, self.horizon)
+                except _StopRun:
+                    pass
+            if run.stop_signal is not None:
+                assert self.run_dir is not None
+                raise TrainingInterrupted(run.stop_signal, self.global_step, self.run_dir)
             run.finish()
         finally:
             run.close()
@@ -118,7 +173,7 @@ class Agent:
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Action(s) for raw observation(s), normalized with the agent's saved statistics."""
         obs = np.asarray(obs, dtype=np.float64)
-        single = obs.shape == tuple(self.observation_space.shape)
+        single = obs.shape == self.vec.obs_shape
         batch = obs.reshape(1, -1) if single else obs.reshape(obs.shape[0], -1)
         with torch.no_grad():
             t = torch.as_tensor(self.obs_norm(batch), dtype=torch.float32)
@@ -141,15 +196,29 @@ class Agent:
             "obs_norm": self.obs_norm.state_dict(),
             "rng": {
                 "python": random.getstate(),
-                "numpy_global": _np_state(np.random.get_state()),
+                "numpy_global": _np_state(tuple(np.random.get_state())),
                 "numpy": self.np_rng.bit_generator.state,
                 "torch": torch.get_rng_state(),
                 "torch_gen": self.torch_rng.get_state(),
             },
             "algo_state": self._algo_state(),
+            "spaces": {"observation": _space_signature(self.observation_space),
+                       "action": _space_signature(self.action_space)},
+            "env_state": self.vec.state_dict(),
+            "run": {"horizon": self.horizon, "metrics_bytes": self._metrics_bytes},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        spaces = state.get("spaces")
+        if spaces is not None:
+            ours = {"observation": _space_signature(self.observation_space),
+                    "action": _space_signature(self.action_space)}
+            for key in ("observation", "action"):
+                if spaces[key] != ours[key]:
+                    raise CheckpointError(
+                        f"checkpoint was trained with {key} space {spaces[key]}, "
+                        f"but {self.env_id} has {ours[key]}"
+                    )
         try:
             self.global_step = int(state["global_step"])
             self.updates = int(state["updates"])
@@ -161,8 +230,34 @@ class Agent:
             torch.set_rng_state(rng["torch"])
             self.torch_rng.set_state(rng["torch_gen"])
             self._load_algo_state(state["algo_state"])
+            run_info = state.get("run") or {}
+            self.horizon = run_info.get("horizon")
+            self._metrics_bytes = run_info.get("metrics_bytes")
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {exc}") from None
+        self.env_state_exact = self._load_env_state(state)
+
+    def _load_env_state(self, state: dict[str, Any]) -> bool:
+        """Continue the saved episodes when the envs are the saved ones; else keep fresh episodes."""
+        saved = state.get("env_state")
+        reason = None
+        if saved is None:
+            reason = "the checkpoint holds no env state"
+        elif state.get("env_id") != self.env_id or len(saved["envs"]) != self.vec.num_envs:
+            reason = "the env or num_envs differs from the checkpoint's"
+        else:
+            try:
+                if self.vec.load_state_dict(saved):
+                    return True
+                reason = f"{self.env_id} is not an env whose state hybridpg captures completely"
+            except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+                # a partly restored env is worse than a fresh one: start clean episodes
+                self.vec.reset(self.seed + self.global_step)
+                reason = f"its env state could not be restored ({exc})"
+        if saved is not None:
+            warnings.warn(f"resuming {self.env_id}: {reason}; training continues but is not bit-exact",
+                          stacklevel=3)
+        return False
 
     def save(self, path: str | Path) -> None:
         save_checkpoint(path, self.state_dict())
@@ -178,6 +273,8 @@ class Agent:
         p = Path(path)
         if p.is_dir():
             agent.run_dir = p
+        # a checkpoint inside RUN/checkpoints/ belongs to RUN: resuming there trims metrics.jsonl
+        agent._loaded_from = p if p.is_dir() else p.parent.parent
         return agent
 
     def close(self) -> None:
@@ -187,12 +284,26 @@ class Agent:
 class Run:
     """Everything around the update math: logging, evaluation, checkpoints and progress."""
 
-    def __init__(self, agent: Agent, total: int, run_dir: Path | None, progress: bool | None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        total: int,
+        run_dir: Path | None,
+        progress: bool | None,
+        stop_at: int | None = None,
+    ) -> None:
         self.agent = agent
         self.total = total
+        self.stop_at = total if stop_at is None else stop_at
         self.run_dir = run_dir
+        self.stop_signal: int | None = None
+        # loops that call safe_point() get checkpoints at loop boundaries only; others in after_update
+        self._uses_safe_points = False
+        self._checkpoint_due = False
+        if run_dir is not None:
+            _trim_metrics(agent, run_dir)
         self.logger = MetricLogger(run_dir)
-        self.progress = ProgressBar(total, enabled=progress)
+        self.progress = ProgressBar(self.stop_at, enabled=progress)
         self.progress.start_step = agent.global_step
         self.latest_return: float | None = None
         self.start_time = time.perf_counter()
@@ -230,8 +341,35 @@ class Run:
             metrics.update(self.evaluate())
         self.logger.log(agent.global_step, metrics)
         if self.run_dir is not None and cfg.checkpoint_freq and agent.updates % cfg.checkpoint_freq == 0:
-            self.logger.flush()
-            agent.save(self.run_dir / "checkpoints" / "latest.pt")
+            if self._uses_safe_points:
+                self._checkpoint_due = True
+            else:
+                self.save_latest()
+        if not self._uses_safe_points and self._should_stop():
+            if self.stop_signal is not None:
+                self.save_latest()
+            raise _StopRun
+
+    def safe_point(self) -> bool:
+        """Call at the top of the training loop, where the agent's state fully determines the rest
+        of the run. Writes a due checkpoint; True means stop now (signal, or this call's steps done)."""
+        self._uses_safe_points = True
+        if self._checkpoint_due or (self.stop_signal is not None and self.run_dir is not None):
+            self._checkpoint_due = False
+            self.save_latest()
+        return self._should_stop()
+
+    def _should_stop(self) -> bool:
+        return self.stop_signal is not None or self.agent.global_step >= self.stop_at
+
+    def save_latest(self) -> None:
+        """checkpoints/latest.pt, with metrics.jsonl flushed first so the two agree on resume."""
+        if self.run_dir is None:
+            return
+        self.logger.flush()
+        metrics = self.run_dir / "metrics.jsonl"
+        self.agent._metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
+        self.agent.save(self.run_dir / "checkpoints" / "latest.pt")
 
     def evaluate(self) -> dict[str, float]:
         from hybridpg.training.evaluate import evaluate
@@ -240,12 +378,18 @@ class Run:
             self.eval_env = make_env_fn(self.agent.env_spec)() if not isinstance(
                 self.agent.env_spec, gym.Env
             ) else copy.deepcopy(self.agent.env_spec)
-        result = evaluate(self.agent, self.eval_env, self.agent.config.eval_episodes, seed=self.agent.seed + 10_000)
+        n_episodes, seed = self.agent.config.eval_episodes, self.agent.seed + 10_000
+        result = evaluate(self.agent, self.eval_env, n_episodes, seed=seed)
         self.last_eval = {"eval/return_mean": result.mean, "eval/return_std": result.std}
         return self.last_eval
 
     def finish(self) -> None:
         agent = self.agent
+        if agent.global_step < self.total:
+            # a planned pause inside the horizon: a checkpoint, no final evaluation or summary
+            self.save_latest()
+            self.progress.update(agent.global_step, self.latest_return, force=True)
+            return
         if not self.last_eval or agent.config.eval_freq == 0 or agent.updates % agent.config.eval_freq:
             self.logger.log(agent.global_step, self.evaluate())
         wall = time.perf_counter() - self.start_time
@@ -262,8 +406,8 @@ class Run:
         }
         self.summary = summary
         if self.run_dir is not None:
+            self.save_latest()
             agent.save(self.run_dir / "checkpoints" / "final.pt")
-            agent.save(self.run_dir / "checkpoints" / "latest.pt")
             atomic_write_bytes(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode())
         self.progress.update(agent.global_step, self.latest_return, force=True)
 
@@ -272,6 +416,51 @@ class Run:
         self.logger.close()
         if self.eval_env is not None:
             self.eval_env.close()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(run: Run) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the run to checkpoint and stop at its next safe point; a second signal
+    interrupts at once. Only with a run folder (nowhere to save otherwise) and in the main thread."""
+    if run.run_dir is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if run.stop_signal is not None:
+            raise KeyboardInterrupt
+        run.stop_signal = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _trim_metrics(agent: Agent, run_dir: Path) -> None:
+    """Drop metrics.jsonl lines written after the checkpoint being resumed (a crash between
+    checkpoints would otherwise log that stretch twice)."""
+    size, origin = agent._metrics_bytes, agent._loaded_from
+    metrics = run_dir / "metrics.jsonl"
+    if size is None or origin is None or not metrics.exists():
+        return
+    if os.path.realpath(origin) != os.path.realpath(run_dir):
+        return
+    if metrics.stat().st_size > size:
+        with open(metrics, "r+b") as f:
+            f.truncate(size)
+    agent._loaded_from = None  # trim once
+
+
+def _space_signature(space: gym.Space[Any]) -> str:
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({int(space.n)})"
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={tuple(space.shape)})"
+    return type(space).__name__
 
 
 def _np_state(state: tuple[Any, ...]) -> tuple[Any, ...]:
