@@ -64,8 +64,6 @@ class OnPolicyAgent(Agent):
     def _train(self, run: Run, total_timesteps: int) -> None:
         cfg = self.config
         rows_per_chunk = cfg.behavior_steps // cfg.num_envs
-        if self.bc is not None:
-            self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and stops happen only here, between iterations
                 return
