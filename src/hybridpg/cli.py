@@ -20,7 +20,11 @@ from typing import Any
 from hybridpg.errors import HybridPGError
 
 # modules that add subcommands; imported lazily so `hybridpg train` stays quick to start
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = [
+    "hybridpg.experiments.sweep",
+    "hybridpg.experiments.compare",
+    "hybridpg.experiments.demo",
+]
 
 
 class ArgumentParser(argparse.ArgumentParser):
