@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "hybridpg.experiments.sweep",
     "hybridpg.experiments.compare",
     "hybridpg.experiments.demo",
+    "hybridpg.data.collect",
 ]
 
 

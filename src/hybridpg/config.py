@@ -117,6 +117,15 @@ class OnPolicyConfig(BaseConfig):
     # sampling-error diagnostic (0 disables)
     se_freq: int = 0
     se_epochs: int = 100
+    # offline data: behaviour-cloning warm start and concurrent BC term (docs/offline.md)
+    offline_dataset: str | None = None  # Minari dataset id or path
+    offline_root: str | None = None  # dataset root (default: $MINARI_DATASETS_PATH)
+    bc_steps: int = 0  # BC gradient steps before online training
+    bc_coef: float = 0.0  # weight of the BC steps run after every PPO update (0 disables)
+    bc_online_steps: int = 4  # BC gradient steps after every PPO update when bc_coef > 0
+    bc_critic: bool = False  # also pre-train the critic on the dataset's Monte-Carlo returns
+    bc_batch_size: int = 256
+    bc_lr: float = 1e-3
 
     def validate(self) -> None:
         super().validate()
@@ -172,10 +181,25 @@ class OnPolicyConfig(BaseConfig):
         _require(self.ros_lr > 0, "ros_lr", self.ros_lr, "must be > 0")
         _require(self.se_freq >= 0, "se_freq", self.se_freq, "must be >= 0 (0 disables)")
         _require(self.se_epochs >= 1, "se_epochs", self.se_epochs, "must be >= 1")
+        _validate_bc(self)
         if self.behavior == "props":
             _require(
                 self.buffer_batches >= 2, "buffer_batches", self.buffer_batches, "PROPS needs b >= 2"
             )
+
+
+def _validate_bc(cfg: OnPolicyConfig) -> None:
+    _require(cfg.bc_steps >= 0, "bc_steps", cfg.bc_steps, "must be >= 0")
+    _require(math.isfinite(cfg.bc_coef) and cfg.bc_coef >= 0, "bc_coef", cfg.bc_coef, "must be >= 0")
+    _require(cfg.bc_online_steps >= 1, "bc_online_steps", cfg.bc_online_steps, "must be >= 1")
+    _require(cfg.bc_batch_size >= 1, "bc_batch_size", cfg.bc_batch_size, "must be >= 1")
+    _require(math.isfinite(cfg.bc_lr) and cfg.bc_lr > 0, "bc_lr", cfg.bc_lr, "must be > 0")
+    uses_data = cfg.bc_steps > 0 or cfg.bc_coef > 0
+    _require(not uses_data or bool(cfg.offline_dataset), "offline_dataset", cfg.offline_dataset,
+             "bc_steps/bc_coef need an offline dataset")
+    _require(not cfg.offline_dataset or uses_data, "offline_dataset", cfg.offline_dataset,
+             "is unused: set bc_steps > 0 and/or bc_coef > 0")
+    _require(not cfg.bc_critic or cfg.bc_steps > 0, "bc_critic", cfg.bc_critic, "needs bc_steps > 0")
 
 
 @dataclass
@@ -253,3 +277,67 @@ CONFIGS: dict[str, type[BaseConfig]] = {
     "props": PROPSConfig,
     "ros": ROSConfig,
 }
+
+
+@dataclass
+class HNPGConfig(BaseConfig):
+    """Hybrid natural policy gradient: on-policy NPG with a critic fit on online and offline data.
+
+    ``learning_rate`` is the critic's Adam step size; ``hidden_sizes`` the critic's layers and
+    ``policy_hidden_sizes`` the policy's. ``finite_horizon`` switches to one policy and one critic per
+    step ``h < horizon`` (spec: hybrid-and-sac.md).
+    """
+
+    algo: ClassVar[str] = "hnpg"
+
+    offline_dataset: str | None = None  # required: Minari dataset id or path
+    offline_root: str | None = None
+    n_steps: int = 1000  # on-policy env steps per iteration
+    offline_batch: int = 1000  # offline transitions drawn per iteration
+    gae_lambda: float = 0.97
+    policy_hidden_sizes: tuple[int, ...] = (64, 64)
+    critic_steps: int = 30
+    critic_batch: int = 256  # per critic step, from each of the on-policy and offline parts
+    td_weight: float = 1.0  # lambda: weight of the offline TD loss against the MC loss
+    v_samples: int = 10  # actions averaged for V(s) = E_a~pi Q(s, a) on offline states
+    cg_iters: int = 10
+    cg_damping: float = 0.1
+    max_kl: float = 0.01
+    line_search_steps: int = 10
+    accept_ratio: float = 0.1
+    norm_obs: bool = True
+    finite_horizon: bool = False
+    horizon: int = 0  # H for finite_horizon (the lock's horizon)
+
+    def __post_init__(self) -> None:
+        self.policy_hidden_sizes = tuple(int(h) for h in self.policy_hidden_sizes)
+        super().__post_init__()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["policy_hidden_sizes"] = list(self.policy_hidden_sizes)
+        return out
+
+    def validate(self) -> None:
+        super().validate()
+        _require(bool(self.offline_dataset), "offline_dataset", self.offline_dataset,
+                 "HNPG needs an offline dataset (a Minari id or path)")
+        for name in ("n_steps", "offline_batch", "critic_steps", "critic_batch", "v_samples", "cg_iters",
+                     "line_search_steps"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _require(self.n_steps % self.num_envs == 0, "n_steps", self.n_steps,
+                 f"must be divisible by num_envs={self.num_envs}")
+        _require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
+        _require(
+            len(self.policy_hidden_sizes) >= 1 and all(h >= 1 for h in self.policy_hidden_sizes),
+            "policy_hidden_sizes", self.policy_hidden_sizes, "must be a non-empty list of positive layer widths",
+        )
+        _require(math.isfinite(self.td_weight) and self.td_weight >= 0, "td_weight", self.td_weight, "must be >= 0")
+        _require(self.cg_damping >= 0, "cg_damping", self.cg_damping, "must be >= 0")
+        _require(self.max_kl > 0, "max_kl", self.max_kl, "must be > 0")
+        _require(0 < self.accept_ratio <= 1, "accept_ratio", self.accept_ratio, "must be in (0, 1]")
+        _require(not self.finite_horizon or self.horizon >= 1, "horizon", self.horizon,
+                 "finite_horizon needs horizon >= 1 (the episode length)")
+
+
+CONFIGS["hnpg"] = HNPGConfig

@@ -1,6 +1,7 @@
 """Algorithms: one file each; ``ALGORITHMS`` maps CLI names to agent classes."""
 
 from hybridpg.algorithms.base import Agent
+from hybridpg.algorithms.hnpg import HNPG
 from hybridpg.algorithms.onpolicy import PPO, PROPS, ROS, OnPolicyAgent, PPOBuffer
 
 ALGORITHMS: dict[str, type[Agent]] = {
@@ -8,6 +9,7 @@ ALGORITHMS: dict[str, type[Agent]] = {
     "ppo-buffer": PPOBuffer,
     "props": PROPS,
     "ros": ROS,
+    "hnpg": HNPG,
 }
 
-__all__ = ["ALGORITHMS", "PPO", "PROPS", "ROS", "Agent", "OnPolicyAgent", "PPOBuffer"]
+__all__ = ["ALGORITHMS", "HNPG", "PPO", "PROPS", "ROS", "Agent", "OnPolicyAgent", "PPOBuffer"]

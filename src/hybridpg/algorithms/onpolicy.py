@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hybridpg.algorithms.base import Agent, Run
+from hybridpg.algorithms.bc import BehaviorCloner
 from hybridpg.algorithms.props import props_update, ros_update
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
@@ -53,6 +54,7 @@ class OnPolicyAgent(Agent):
         self.buffer = HistoryBuffer(rows, cfg.num_envs, self.vec.obs_shape, action_shape)
         self.steps_since_update = 0
         self.obs_norm.update(self.vec.obs)
+        self.bc = BehaviorCloner.create(self)  # offline dataset for BC (None without one)
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         if deterministic:
@@ -64,6 +66,8 @@ class OnPolicyAgent(Agent):
     def _train(self, run: Run, total_timesteps: int) -> None:
         cfg = self.config
         rows_per_chunk = cfg.behavior_steps // cfg.num_envs
+        if self.bc is not None:
+            self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and stops happen only here, between iterations
                 return
@@ -75,6 +79,8 @@ class OnPolicyAgent(Agent):
                     self.reference.load_state_dict(self.policy.state_dict())
                 self._set_lr(total_timesteps)
                 metrics = self._ppo_update(self._prepare())
+                if self.bc is not None:
+                    metrics.update(self.bc.online_step())
                 self.updates += 1
                 if cfg.behavior == "props" and not cfg.props_stale_reference:
                     self.reference.load_state_dict(self.policy.state_dict())
@@ -230,6 +236,8 @@ class OnPolicyAgent(Agent):
             "buffer": self.buffer.state_dict(),
             "steps_since_update": self.steps_since_update,
         }
+        if self.bc is not None:
+            state["bc"] = self.bc.state_dict()
         if self.behavior is not None and self.behavior_optimizer is not None:
             state["behavior"] = self.behavior.state_dict()
             state["reference"] = self.reference.state_dict()
@@ -243,6 +251,8 @@ class OnPolicyAgent(Agent):
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.buffer.load_state_dict(state["buffer"])
         self.steps_since_update = int(state["steps_since_update"])
+        if self.bc is not None:
+            self.bc.load_state_dict(state["bc"])
         if self.behavior is not None and self.behavior_optimizer is not None:
             self.behavior.load_state_dict(state["behavior"])
             self.reference.load_state_dict(state["reference"])
