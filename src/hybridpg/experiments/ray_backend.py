@@ -15,6 +15,7 @@ restored experiment continues from ``tune.get_checkpoint()`` instead of step 0.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -200,12 +201,16 @@ def _trial_dirname(trial: Any) -> str:
 
 def run_ray(runs: list[RunSpec], spec: SweepSpec, progress: SweepProgress) -> None:
     """Run ``runs`` as Tune trials on ``spec.ray_address`` (or a local Ray started for the sweep)."""
+    # Tune warns on every frequent checkpoint sync; our checkpoints are small and frequent on purpose
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     ray = _import_ray()
     from ray import tune
 
     started_here = False
     if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+        # worker stdout is Ray's checkpoint chatter; a failing run's traceback goes to its error.txt
+        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING",
+                                   "log_to_driver": False}
         if spec.ray_address:
             options["address"] = spec.ray_address
         else:

@@ -1,0 +1,150 @@
+"""Local sweeps: parallel runs, restart (skip finished, resume from a checkpoint), failure isolation, compare."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hybridpg.algorithms import ALGORITHMS
+from hybridpg.cli import main
+from hybridpg.experiments.sweep import RunResult, SweepProgress, SweepSpec, parse_seeds, run_state, run_sweep
+
+TINY = {"n_steps": "256", "behavior_steps": "128", "n_minibatches": "4", "eval_freq": "2",
+        "eval_episodes": "2", "checkpoint_freq": "1"}
+BUDGET = 1024
+
+
+def _set_args(overrides: dict[str, str]) -> list[str]:
+    return [arg for k, v in overrides.items() for arg in ("--set", f"{k}={v}")]
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sweep_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    argv = ["sweep", "--algos", "ppo,props", "--envs", "CartPole-v1", "--seeds", "2",
+            "--total-timesteps", str(BUDGET), *_set_args(TINY), "--out", str(root), "--workers", "2"]
+    assert main(argv) == 0
+    return root
+
+
+def test_sweep_writes_one_finished_run_folder_per_run(sweep_root: Path) -> None:
+    for algo in ("ppo", "props"):
+        for seed in (0, 1):
+            run_dir = sweep_root / "CartPole-v1" / algo / f"seed{seed}"
+            summary = _summary(run_dir)
+            assert summary["status"] == "finished"
+            assert (summary["algo"], summary["seed"], summary["global_step"]) == (algo, seed, BUDGET)
+            assert (run_dir / "checkpoints" / "latest.pt").exists()
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
+            assert config["config"]["n_steps"] == 256
+    # seeds really differ: the two PPO runs did not produce identical learning curves
+    curves = [(sweep_root / "CartPole-v1" / "ppo" / f"seed{s}" / "metrics.jsonl").read_text() for s in (0, 1)]
+    assert curves[0] != curves[1]
+    doc = yaml.safe_load((sweep_root / "sweep.yaml").read_text())
+    assert doc["algos"] == ["ppo", "props"] and doc["seeds"] == [0, 1]
+    assert doc["total_timesteps"] == BUDGET and doc["overrides"] == TINY
+    assert doc["commands"][0].startswith("hybridpg sweep --algos ppo,props --envs CartPole-v1 --seeds 0,1")
+
+
+def test_rerun_skips_finished_runs(sweep_root: Path) -> None:
+    mtimes = {p: p.stat().st_mtime_ns for p in sweep_root.rglob("summary.json")}
+    spec = SweepSpec(["ppo", "props"], ["CartPole-v1"], [0, 1], BUDGET, dict(TINY), sweep_root, workers=2)
+    progress = run_sweep(spec, stream=io.StringIO())
+    assert (progress.skipped, progress.done, progress.failed) == (4, 0, 0)
+    assert {p: p.stat().st_mtime_ns for p in sweep_root.rglob("summary.json")} == mtimes
+
+
+def test_sweep_refuses_to_mix_budgets_in_one_root(sweep_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--total-timesteps", "2048",
+            *_set_args(TINY), "--out", str(sweep_root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "total_timesteps=1024" in err[0]
+
+
+def test_unfinished_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "CartPole-v1" / "ppo" / "seed3"
+    agent = ALGORITHMS["ppo"]("CartPole-v1", seed=3, **TINY)
+    agent.learn(512, run_dir=run_dir)
+    agent.close()
+    # simulate a crash after the checkpoint at step 512: no summary.json
+    (run_dir / "summary.json").unlink()
+    assert run_state(run_dir) == "resume"
+    spec = SweepSpec(["ppo"], ["CartPole-v1"], [3], BUDGET, dict(TINY), tmp_path, workers=1)
+    progress = run_sweep(spec, stream=io.StringIO())
+    assert (progress.done, progress.failed) == (1, 0)
+    assert progress.results[0].resumed
+    summary = _summary(run_dir)
+    assert summary["global_step"] == BUDGET and summary["status"] == "finished"
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert min(steps) <= 512 < max(steps) == BUDGET  # both segments logged into the same folder
+
+
+def test_failing_run_is_reported_and_the_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # buffer_batches=1 is valid for PPO but PROPS rejects it (b >= 2): only the PROPS run fails
+    argv = ["sweep", "--algos", "ppo,props", "--envs", "CartPole-v1", "--seeds", "1",
+            "--total-timesteps", "512", *_set_args({**TINY, "buffer_batches": "1"}),
+            "--out", str(tmp_path), "--workers", "2"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "FAILED CartPole-v1/props/seed0: config field 'buffer_batches'=1: PROPS needs b >= 2" in err
+    assert _summary(tmp_path / "CartPole-v1" / "ppo" / "seed0")["status"] == "finished"
+    traceback_text = (tmp_path / "CartPole-v1" / "props" / "seed0" / "error.txt").read_text()
+    assert traceback_text.startswith("Traceback") and "ConfigError" in traceback_text
+
+
+def test_bad_sweep_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "never"
+    for bad in (["--algos", "ppo,nope"], ["--algos", "ppo", "--set", "not_a_field=1"],
+                ["--algos", "ppo", "--seeds", "x"]):
+        argv = ["sweep", "--envs", "CartPole-v1", "--total-timesteps", "100", "--out", str(root), *bad]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+    assert not root.exists()
+
+
+def test_parse_seeds_forms() -> None:
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds("4,1") == [4, 1]
+    assert parse_seeds("5-7") == [5, 6, 7]
+
+
+def test_progress_is_one_updating_line_on_a_tty_and_plain_lines_otherwise() -> None:
+    tty, plain = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((tty, True), (plain, False)):
+        progress = SweepProgress(3, stream=stream, tty=is_tty)
+        progress.started("a")
+        progress.finished(RunResult("a", "finished", eval_return=1.0))
+        progress.started("b")
+        progress.finished(RunResult("b", "failed", error="boom"))
+        progress.finished(RunResult("c", "skipped"), was_running=False)
+        progress.close()
+        assert (progress.done, progress.failed, progress.skipped, progress.running) == (1, 1, 1, 0)
+    assert "\r" in tty.getvalue() and "FAILED b: boom" in tty.getvalue()
+    assert "\r" not in plain.getvalue()
+    assert plain.getvalue().splitlines()[-1].startswith("[sweep] 2/3 done (1 skipped) | 0 running | 1 failed")
+
+
+def test_compare_on_a_sweep_root_writes_table_plots_and_report(
+    sweep_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    assert main(["compare", str(sweep_root), "--out", str(out), "--reps", "200"]) == 0
+    table = capsys.readouterr().out
+    assert "== CartPole-v1 ==" in table
+    assert any(line.startswith("ppo ") and line.split()[1] == "2" for line in table.splitlines())
+    assert any(line.startswith("props ") for line in table.splitlines())
+    assert (out / "learning_curves_CartPole-v1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "performance_profile.png").exists()
+    html = (out / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') >= 2
+    assert "hybridpg sweep --algos ppo,props" in html and f"hybridpg compare {sweep_root}" in html
