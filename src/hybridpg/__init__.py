@@ -1,9 +1,12 @@
 """hybridpg: data-efficient policy-gradient RL that reuses off-policy data on Gymnasium tasks."""
 
-from hybridpg.algorithms import ALGORITHMS, HNPG, PPO, PROPS, ROS, Agent, PPOBuffer
+from hybridpg.algorithms import ALGORITHMS, HNPG, PPO, PROPS, ROS, SAC, Agent, PPOBuffer
 from hybridpg.errors import HybridPGError
 from hybridpg.training.evaluate import EvalResult, evaluate
 
 __version__ = "0.1.0"
 
-__all__ = ["ALGORITHMS", "HNPG", "PPO", "PROPS", "ROS", "Agent", "EvalResult", "HybridPGError", "PPOBuffer", "evaluate"]
+__all__ = [
+    "ALGORITHMS", "HNPG", "PPO", "PROPS", "ROS", "SAC", "Agent", "EvalResult", "HybridPGError", "PPOBuffer",
+    "evaluate",
+]

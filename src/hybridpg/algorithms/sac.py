@@ -1,0 +1,251 @@
+"""Soft actor-critic, 2018b form with a learned temperature (spec: hybrid-and-sac.md, SAC).
+
+Per gradient step: critic regression onto y = r + gamma (1 - terminated) (min_j Qtarg_j(s', a')
+- alpha log pi(a'|s')), then actor loss mean(alpha log pi(a~|s) - min_j Q_j(s, a~)) on the updated
+critic, then the temperature loss -log alpha (log pi + target entropy), then Polyak averaging.
+
+Speed without changing the math: both critics (and both targets) are one ensemble whose layers are
+batched matmuls, so each evaluation is one call; the actor loss uses detached critic weights, so
+its backward computes only what the actor needs; batches are gathered by index from preallocated
+tensors; Polyak averaging is one fused ``_foreach_lerp_``; losses stay tensors until logged.
+The critic sees actions in [-1, 1] (the squashed sample); the env gets them scaled to its bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from hybridpg.algorithms.base import Agent, Run
+from hybridpg.config import SACConfig
+from hybridpg.data.replay import Batch, ReplayBuffer
+from hybridpg.networks import LOG_2PI
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+LOG_2 = math.log(2.0)
+
+
+def _uniform_(t: torch.Tensor, fan_in: int) -> torch.Tensor:
+    # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.init.uniform_(t, -bound, bound)
+
+
+class SquashedGaussianActor(nn.Module):
+    """u ~ N(mu(s), sigma(s)) with a state-dependent, clamped log-std; a = tanh(u) in [-1, 1]^A."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_scale_sum: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip((obs_dim, *hidden[:-1]), hidden, strict=True):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(hidden[-1], 2 * action_dim)
+        self.action_dim = action_dim
+        # log|d(env action)/d(tanh u)|: the affine map to the bounds shifts log pi by a constant
+        self.log_scale_sum = log_scale_sum
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized squashed sample and its log-density (of the env-scaled action)."""
+        mean, log_std = self(obs)
+        noise = torch.randn_like(mean)
+        return squash(mean + log_std.exp() * noise, noise, log_std, self.log_scale_sum)
+
+
+def squash(
+    u: torch.Tensor, noise: torch.Tensor, log_std: torch.Tensor, log_scale_sum: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """tanh(u) and log pi with the change-of-variables correction.
+
+    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) is the exact, overflow-free form.
+    """
+    gauss = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * LOG_2PI * u.shape[-1]
+    log_det = (2.0 * (LOG_2 - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+    return torch.tanh(u), gauss - log_det - log_scale_sum
+
+
+class EnsembleCritic(nn.Module):
+    """``n`` independent Q(s, a) MLPs whose weights are stacked on a leading ensemble dimension."""
+
+    def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        sizes = (in_dim, *hidden, 1)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            self.weights.append(nn.Parameter(_uniform_(torch.empty(n, fan_in, fan_out), fan_in)))
+            self.biases.append(nn.Parameter(_uniform_(torch.empty(n, 1, fan_out), fan_in)))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """Q values, shape (n, batch). ``detached``: no gradient reaches the critic's weights."""
+        x = torch.cat([obs, actions], dim=-1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if detached:
+                w, b = w.detach(), b.detach()
+            # the first layer broadcasts the shared (batch, in) input over the ensemble
+            x = torch.matmul(x, w) + b if i == 0 else torch.baddbmm(b, x, w)
+            if i < last:
+                x = torch.relu(x)
+        return x.squeeze(-1)
+
+
+class SAC(Agent):
+    config_cls: ClassVar[type[SACConfig]] = SACConfig
+    config: SACConfig
+
+    def _build(self) -> None:
+        cfg = self.config
+        assert isinstance(self.action_space, gym.spaces.Box)
+        low = np.asarray(self.action_space.low, dtype=np.float64).reshape(-1)
+        high = np.asarray(self.action_space.high, dtype=np.float64).reshape(-1)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            from hybridpg.errors import EnvError
+
+            raise EnvError(f"sac needs a bounded Box action space, {self.env_id} has {self.action_space}")
+        self.action_dim = low.size
+        self.action_scale, self.action_bias = (high - low) / 2.0, (high + low) / 2.0
+        log_scale_sum = float(np.log(self.action_scale).sum())
+        self.actor = SquashedGaussianActor(self.obs_dim, self.action_dim, cfg.hidden_sizes, log_scale_sum)
+        self.critic = EnsembleCritic(2, self.obs_dim + self.action_dim, cfg.hidden_sizes)
+        self.critic_target = EnsembleCritic(2, self.obs_dim + self.action_dim, cfg.hidden_sizes)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), requires_grad=cfg.autotune)
+        self.target_entropy = float(-self.action_dim if cfg.target_entropy is None else cfg.target_entropy)
+        self.actor_opt = _adam(self.actor.parameters(), cfg.learning_rate)
+        self.critic_opt = _adam(self.critic.parameters(), cfg.learning_rate)
+        self.alpha_opt = _adam([self.log_alpha], cfg.learning_rate)
+        self.buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.action_dim)
+        self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
+        self._params: list[torch.Tensor] = list(self.critic.parameters())
+        self._metrics: dict[str, torch.Tensor] = {}
+        step: Callable[[Batch, bool], dict[str, torch.Tensor]] = self._gradient_step
+        self._step = torch.compile(step) if cfg.compile else step
+
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        return torch.from_numpy(self._scale(self._act_normalized(obs, deterministic).numpy()))
+
+    def _act_normalized(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        with torch.no_grad():
+            if deterministic:
+                return torch.tanh(self.actor(obs)[0])
+            return self.actor.sample(obs)[0]
+
+    def _scale(self, actions: np.ndarray) -> np.ndarray:
+        return actions * self.action_scale + self.action_bias
+
+    # -- the math of one gradient step --------------------------------------------------------------
+    def target_q(self, b: Batch, alpha: torch.Tensor) -> torch.Tensor:
+        """y = r + gamma (1 - terminated) (min_j Qtarg_j(s', a') - alpha log pi(a'|s')), a' ~ pi(s')."""
+        with torch.no_grad():
+            next_a, next_logp = self.actor.sample(b.next_obs)
+            q_next = self.critic_target(b.next_obs, next_a).min(0).values - alpha * next_logp
+            return b.rewards + self.config.gamma * (1.0 - b.terminated) * q_next
+
+    def alpha_loss(self, logp: torch.Tensor) -> torch.Tensor:
+        """Raises alpha when the policy's entropy (-log pi) is below the target, lowers it above."""
+        return -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+
+    def _gradient_step(self, b: Batch, actor_step: bool) -> dict[str, torch.Tensor]:
+        alpha = self.log_alpha.detach().exp()
+        y = self.target_q(b, alpha)
+        q = self.critic(b.obs, b.actions)
+        qf_loss = (q - y).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        qf_loss.backward()
+        self.critic_opt.step()
+        out = {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q.detach().mean()}
+        if actor_step:
+            for _ in range(self.config.policy_frequency):  # delayed updates catch up (CleanRL)
+                a, logp = self.actor.sample(b.obs)
+                actor_loss = (alpha * logp - self.critic(b.obs, a, detached=True).min(0).values).mean()
+                self.actor_opt.zero_grad(set_to_none=True)
+                actor_loss.backward()
+                self.actor_opt.step()
+                out["losses/actor_loss"] = actor_loss.detach()
+                out["losses/entropy"] = -logp.detach().mean()
+                if self.config.autotune:
+                    alpha_loss = self.alpha_loss(logp)
+                    self.alpha_opt.zero_grad(set_to_none=True)
+                    alpha_loss.backward()
+                    self.alpha_opt.step()
+                    out["losses/alpha_loss"] = alpha_loss.detach()
+                    alpha = self.log_alpha.detach().exp()
+        out["losses/alpha"] = alpha
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._params, self.config.tau)
+        return out
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _train(self, run: Run, total_timesteps: int) -> None:
+        cfg = self.config
+        n_envs = cfg.num_envs
+        start_updates = max(cfg.learning_starts, cfg.batch_size)
+        obs = self.vec.obs
+        while self.global_step < total_timesteps:
+            # uniform warm-up only in a fresh run; after a resume without a stored buffer the
+            # policy refills it (training resumes once learning_starts transitions are stored)
+            if self.updates == 0 and len(self.buffer) < cfg.learning_starts:
+                actions = self.np_rng.uniform(-1.0, 1.0, (n_envs, self.action_dim))
+            else:
+                obs32 = torch.from_numpy(obs.astype(np.float32, copy=False).reshape(n_envs, -1))
+                actions = self._act_normalized(obs32, deterministic=False).numpy()
+            result = self.vec.step(self._scale(actions))
+            self.buffer.add(
+                obs, actions, result.rewards, result.final_obs, result.terminated, result.truncated
+            )
+            obs = result.obs
+            self.global_step += n_envs
+            if result.finished_returns:
+                run.on_episodes(result.finished_returns, result.finished_lengths)
+            if len(self.buffer) < start_updates:
+                continue
+            for _ in range(n_envs):  # one gradient step per env step
+                self.updates += 1
+                batch = self.buffer.sample(cfg.batch_size, self.torch_rng)
+                self._metrics = self._step(batch, self.updates % cfg.policy_frequency == 0)
+                if self.updates % cfg.log_freq == 0:
+                    metrics = {k: float(v) for k, v in self._metrics.items()}
+                    metrics["losses/buffer_size"] = float(len(self.buffer))
+                    run.after_update(metrics)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _algo_state(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "replay": self.buffer.state_dict() if self.config.save_replay_buffer else None,
+        }
+
+    def _load_algo_state(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        if state.get("replay") is not None:
+            self.buffer.load_state_dict(state["replay"])
+
+
+def _adam(params: Any, lr: float) -> torch.optim.Adam:
+    # fused Adam runs on CPU in torch >= 2.4: one kernel for all parameters of the optimizer
+    return torch.optim.Adam(params, lr=lr, fused=True)

@@ -1,0 +1,103 @@
+"""Replay storage for off-policy learners (SAC): preallocated torch tensors, sampled by index.
+
+Why torch tensors and not numpy arrays: a batch is gathered with ``index_select`` straight into
+tensors the update uses, so no per-batch numpy->torch conversion happens. Storage is allocated
+with ``torch.empty``: the OS hands out pages only when a row is first written, so a 1e6-row buffer
+costs memory in proportion to what it holds.
+
+``terminated`` is stored apart from ``truncated``; on truncation (time limit) ``next_obs`` is the
+true final observation, so the learner keeps bootstrapping from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hybridpg.errors import CheckpointError
+
+
+@dataclass
+class Batch:
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor  # float 0/1, ready to multiply the bootstrap
+
+
+class ReplayBuffer:
+    """A ring buffer of ``capacity`` transitions with flat float32 observations."""
+
+    _FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
+
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int) -> None:
+        self.capacity = int(capacity)
+        self.obs_dim = int(obs_dim)
+        self.action_dim = int(action_dim)
+        self.obs = torch.empty((self.capacity, self.obs_dim))
+        self.next_obs = torch.empty((self.capacity, self.obs_dim))
+        self.actions = torch.empty((self.capacity, self.action_dim))
+        self.rewards = torch.empty(self.capacity)
+        self.terminated = torch.empty(self.capacity)
+        self.truncated = torch.empty(self.capacity, dtype=torch.bool)
+        self.pos = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """Add one row per env. ``next_obs`` must be the true final observation where an episode ended."""
+        n = len(rewards)
+        sl: Any = (
+            slice(self.pos, self.pos + n)
+            if self.pos + n <= self.capacity
+            else (self.pos + np.arange(n)) % self.capacity
+        )
+        # numpy assigns with a dtype cast in one pass; the views share memory with the tensors
+        self.obs.numpy()[sl] = obs.reshape(n, -1)
+        self.next_obs.numpy()[sl] = next_obs.reshape(n, -1)
+        self.actions.numpy()[sl] = actions.reshape(n, -1)
+        self.rewards.numpy()[sl] = rewards
+        self.terminated.numpy()[sl] = terminated
+        self.truncated.numpy()[sl] = truncated
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        idx = torch.randint(self.size, (batch_size,), generator=generator)
+        return Batch(
+            self.obs.index_select(0, idx),
+            self.actions.index_select(0, idx),
+            self.rewards.index_select(0, idx),
+            self.next_obs.index_select(0, idx),
+            self.terminated.index_select(0, idx),
+        )
+
+    # -- checkpoints: only the filled rows are saved ------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {name: getattr(self, name)[: self.size].clone() for name in self._FIELDS}
+        state.update(pos=self.pos, size=self.size, capacity=self.capacity)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        size = int(state["size"])
+        if size > self.capacity or int(state["capacity"]) != self.capacity:
+            raise CheckpointError(
+                f"checkpoint's replay buffer has capacity {state['capacity']}, this agent's {self.capacity}"
+            )
+        for name in self._FIELDS:
+            getattr(self, name)[:size] = state[name]
+        self.pos, self.size = int(state["pos"]), size

@@ -1,0 +1,189 @@
+"""SAC: the target, the squashed log-prob, the temperature, replay storage, learning, save/load."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import distributions as D
+
+from hybridpg import SAC
+from hybridpg.algorithms.sac import LOG_STD_MIN, EnsembleCritic, squash
+from hybridpg.cli import main
+from hybridpg.data.replay import Batch, ReplayBuffer
+from hybridpg.errors import EnvError
+from hybridpg.training.evaluate import evaluate
+
+SMALL: dict[str, Any] = {"hidden_sizes": (32, 32), "learning_starts": 100, "batch_size": 32, "log_freq": 50,
+         "eval_freq": 0, "checkpoint_freq": 0, "eval_episodes": 1}
+
+
+@pytest.fixture
+def agent() -> Iterator[SAC]:
+    a = SAC("Pendulum-v1", seed=0, **SMALL)
+    yield a
+    a.close()
+
+
+def test_target_hand_case_terminated_zeroes_truncated_does_not(agent: SAC) -> None:
+    # targets: Q1 = 5, Q2 = 3 everywhere (zero last-layer weights); actor: mean 0, minimal std
+    with torch.no_grad():
+        agent.critic_target.weights[-1].zero_()
+        agent.critic_target.biases[-1].copy_(torch.tensor([5.0, 3.0]).view(2, 1, 1))
+        agent.actor.head.weight.zero_()
+        agent.actor.head.bias.copy_(torch.tensor([0.0, LOG_STD_MIN]))
+    obs = torch.zeros(3, 3)
+    # row 0 terminated, row 1 truncated (stored as terminated=0), row 2 ordinary
+    b = Batch(obs, torch.zeros(3, 1), torch.tensor([1.0, 2.0, -1.0]), obs, torch.tensor([1.0, 0.0, 0.0]))
+    gamma = agent.config.gamma
+    y0 = agent.target_q(b, torch.tensor(0.0))
+    assert torch.allclose(y0, torch.tensor([1.0, 2.0 + gamma * 3.0, -1.0 + gamma * 3.0]))
+    torch.manual_seed(7)
+    y = agent.target_q(b, torch.tensor(0.5))
+    torch.manual_seed(7)
+    noise = torch.randn(3, 1)
+    for i in range(3):  # log pi by hand: Gaussian density of u ~ 0, tanh'(0) = 1, Pendulum scale 2
+        logp = -0.5 * float(noise[i]) ** 2 - LOG_STD_MIN - 0.5 * math.log(2 * math.pi) - math.log(2.0)
+        expected = float(b.rewards[i]) + gamma * (1 - float(b.terminated[i])) * (3.0 - 0.5 * logp)
+        assert float(y[i]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_squashed_log_prob_matches_transformed_distribution() -> None:
+    # float64: the reference inverts tanh, which loses digits near the bounds in float32
+    torch.manual_seed(0)
+    f64 = torch.float64
+    mean, log_std = torch.randn(64, 3, dtype=f64), torch.randn(64, 3, dtype=f64).clamp(-3, 1)
+    noise = torch.randn(64, 3, dtype=f64)
+    u = mean + log_std.exp() * noise
+    scale, bias = torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64), torch.tensor([0.0, 1.0, -0.5])
+    a, logp = squash(u, noise, log_std, float(scale.log().sum()))
+    ref = D.TransformedDistribution(
+        D.Normal(mean, log_std.exp()), [D.TanhTransform(), D.AffineTransform(bias, scale)]
+    )
+    env_action = a * scale + bias
+    assert torch.allclose(logp, ref.log_prob(env_action).sum(-1), atol=1e-6)
+
+
+def test_actor_log_prob_is_a_density_numerically() -> None:
+    # 1-D check by change of variables: integrate exp(log pi) over the env action range -> 1
+    u = torch.linspace(-12, 12, 200_001).view(-1, 1)
+    mean, log_std = torch.tensor(0.3), torch.tensor(0.2)
+    a, logp = squash(u, (u - mean) / log_std.exp(), log_std.expand_as(u), math.log(3.0))
+    env_a = (a * 3.0).squeeze(-1).double()
+    mass = torch.trapezoid(logp.double().exp(), env_a)
+    assert float(mass) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("entropy_gap, grows", [(-1.0, True), (1.0, False)])
+def test_temperature_moves_toward_target_entropy(agent: SAC, entropy_gap: float, grows: bool) -> None:
+    # entropy = -mean log pi; gap < 0 means entropy below the target (-|A| = -1)
+    logp = torch.full((16,), -(agent.target_entropy + entropy_gap))
+    before = float(agent.log_alpha.detach())
+    agent.alpha_opt.zero_grad()
+    agent.alpha_loss(logp).backward()
+    agent.alpha_opt.step()
+    assert (float(agent.log_alpha.detach()) > before) == grows
+
+
+def test_ensemble_critic_equals_separate_networks() -> None:
+    torch.manual_seed(0)
+    critic = EnsembleCritic(2, 5, (16, 8))
+    obs, act = torch.randn(10, 3), torch.randn(10, 2)
+    x = torch.cat([obs, act], -1)
+    q = critic(obs, act)
+    for j in range(2):
+        h = x
+        for i, (w, b) in enumerate(zip(critic.weights, critic.biases, strict=True)):
+            h = h @ w[j] + b[j, 0]
+            h = torch.relu(h) if i < 2 else h
+        assert torch.allclose(q[j], h.squeeze(-1), atol=1e-6)
+
+
+def test_replay_buffer_wraps_and_samples_stored_rows() -> None:
+    buf = ReplayBuffer(5, 2, 1)
+    for t in range(7):
+        buf.add(np.full((1, 2), t), np.full((1, 1), t), np.array([t]), np.full((1, 2), t + 1),
+                np.array([False]), np.array([t % 2 == 0]))
+    assert len(buf) == 5 and buf.pos == 2
+    assert sorted(buf.rewards.tolist()) == [2, 3, 4, 5, 6]
+    b = buf.sample(100, torch.Generator().manual_seed(0))
+    assert torch.equal(b.next_obs[:, 0], b.obs[:, 0] + 1) and torch.equal(b.actions[:, 0], b.rewards)
+
+
+def test_buffer_keeps_true_final_obs_on_truncation(agent: SAC) -> None:
+    agent.learn(450, progress=False)  # Pendulum truncates at 200 steps and never terminates
+    buf, n = agent.buffer, len(agent.buffer)
+    trunc = buf.truncated[:n].nonzero().flatten().tolist()
+    assert trunc == [199, 399]
+    assert not buf.terminated[:n].any()
+    for i in range(n - 1):
+        same = torch.equal(buf.next_obs[i], buf.obs[i + 1])
+        assert same != (i in trunc)  # at a truncation next_obs is the final obs, not the reset obs
+    assert agent.updates == 450 - 100 + 1
+
+
+def test_discrete_action_space_is_refused() -> None:
+    with pytest.raises(EnvError, match="Box action space"):
+        SAC("CartPole-v1")
+
+
+def test_cli_discrete_env_one_error_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["train", "--algo", "sac", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: sac needs a Box action space")
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_train_and_save_load_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--algo", "sac", "--env", "Pendulum-v1", "--total-timesteps", "300"]
+    args += ["--run-dir", str(run)]
+    args += "--hidden-sizes 32,32 --learning-starts 100 --batch-size 32 --log-freq 100".split()
+    args += "--eval-freq 200 --checkpoint-freq 100 --eval-episodes 1 --save-replay-buffer true".split()
+    assert main(args) == 0
+    lines = (run / "metrics.jsonl").read_text()
+    keys = ("losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss", "eval/return_mean")
+    for key in keys:
+        assert key in lines
+    loaded = SAC.load(run)
+    assert isinstance(loaded, SAC) and loaded.global_step == 300 and len(loaded.buffer) == 300
+    obs = np.random.default_rng(0).normal(size=(20, 3))
+    ref = SAC("Pendulum-v1", seed=5, **SMALL)
+    ref.load_state_dict(loaded.state_dict())
+    assert np.array_equal(loaded.predict(obs), ref.predict(obs))
+    path = tmp_path / "agent.pt"
+    loaded.save(path)
+    again = SAC.load(path)
+    assert isinstance(again, SAC)
+    assert np.array_equal(again.predict(obs), loaded.predict(obs))
+    assert torch.equal(again.buffer.obs[:300], loaded.buffer.obs[:300])
+    assert np.all(np.abs(again.predict(obs)) <= 2.0)
+    for a in (loaded, ref, again):
+        a.close()
+
+
+def test_checkpoint_without_replay_buffer_resumes_with_policy_refill(tmp_path: Path) -> None:
+    a = SAC("Pendulum-v1", seed=1, **SMALL)
+    a.learn(200, progress=False)
+    a.save(tmp_path / "a.pt")
+    b = SAC.load(tmp_path / "a.pt")
+    assert isinstance(b, SAC) and len(b.buffer) == 0 and b.updates == a.updates
+    b.learn(150, progress=False, reset=False)  # refills 100 rows with the policy, then trains again
+    assert b.updates == a.updates + 51
+    a.close()
+    b.close()
+
+
+@pytest.mark.slow
+def test_sac_solves_pendulum() -> None:
+    agent = SAC("Pendulum-v1", seed=0, hidden_sizes=(64, 64), learning_starts=1000, eval_freq=0,
+                checkpoint_freq=0)
+    agent.learn(7000, progress=False)
+    result = evaluate(agent, "Pendulum-v1", n_episodes=10, seed=123)
+    agent.close()
+    assert result.mean > -300, result.returns
