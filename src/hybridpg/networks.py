@@ -8,15 +8,38 @@ construction from every minibatch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hybridpg.errors import EnvError
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+class MLP(nn.Sequential):
+    """An ``nn.Sequential`` of Linear and activation layers with a leaner forward.
+
+    Calling ``F.linear``/``torch.tanh`` directly skips ``Module.__call__`` for every layer, which
+    for 64-wide layers is a sizable share of each minibatch step on a CPU. Layout, parameter names
+    and indexing are those of ``nn.Sequential``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                x = F.linear(x, layer.weight, layer.bias)
+            elif isinstance(layer, nn.Tanh):
+                x = torch.tanh(x)
+            elif isinstance(layer, nn.ReLU):
+                x = torch.relu(x)
+            else:
+                x = layer(x)
+        return x
 
 
 def mlp(sizes: list[int], activation: type[nn.Module], output_gain: float) -> nn.Sequential:
@@ -30,7 +53,7 @@ def mlp(sizes: list[int], activation: type[nn.Module], output_gain: float) -> nn
         layers.append(linear)
         if not last:
             layers.append(activation())
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 class Policy(nn.Module):
@@ -126,3 +149,8 @@ class ValueNet(nn.Module):
 
 def flat_obs_dim(space: gym.Space) -> int:
     return int(np.prod(space.shape)) if space.shape else 1
+
+
+def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-5) -> torch.optim.Adam:
+    """Adam with the fused CPU kernel: one kernel for all parameters instead of ~10 ops each."""
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)

@@ -25,7 +25,8 @@ from hybridpg.algorithms.props import props_update, ros_update
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
-from hybridpg.networks import Policy, ValueNet
+from hybridpg.diagnostics.sampling_error import sampling_error_metric
+from hybridpg.networks import Policy, ValueNet, make_adam
 
 
 class OnPolicyAgent(Agent):
@@ -37,7 +38,7 @@ class OnPolicyAgent(Agent):
         self.policy = Policy(self.obs_dim, self.action_space, cfg.hidden_sizes)
         self.value = ValueNet(self.obs_dim, cfg.hidden_sizes)
         self.params = [*self.policy.parameters(), *self.value.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, foreach=True)
+        self.optimizer = make_adam(self.params, cfg.learning_rate)
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
         self.behavior: Policy | None = None
         self.behavior_optimizer: torch.optim.Optimizer | None = None
@@ -45,7 +46,7 @@ class OnPolicyAgent(Agent):
             self.behavior = copy.deepcopy(self.policy)
             self.reference = copy.deepcopy(self.policy).requires_grad_(False)
             if cfg.behavior == "props":
-                self.behavior_optimizer = torch.optim.Adam(self.behavior.parameters(), lr=cfg.props_lr, eps=1e-5)
+                self.behavior_optimizer = make_adam(self.behavior.parameters(), cfg.props_lr)
             else:  # ROS takes plain gradient steps
                 self.behavior_optimizer = torch.optim.SGD(self.behavior.parameters(), lr=cfg.ros_lr)
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, enabled=cfg.norm_reward)
@@ -78,7 +79,9 @@ class OnPolicyAgent(Agent):
                 if cfg.behavior == "props" and cfg.props_stale_reference:
                     self.reference.load_state_dict(self.policy.state_dict())
                 self._set_lr(total_timesteps)
-                metrics = self._ppo_update(self._prepare())
+                data = self._prepare()
+                se = sampling_error_metric(self.policy, data, cfg, self.updates, total_timesteps, self.seed)
+                metrics = {**self._ppo_update(data), **se}
                 if self.bc is not None:
                     metrics.update(self.bc.online_step())
                 self.updates += 1
@@ -164,29 +167,37 @@ class OnPolicyAgent(Agent):
         cfg = self.config
         n = data["obs"].shape[0]
         mb_size = max(n // cfg.n_minibatches, 1)
-        clipfracs: list[float] = []
+        # one gather per epoch of all per-sample columns, then cheap slices per minibatch
+        columns = [data["obs"], data["actions"].reshape(n, -1), *(data[k].view(n, 1) for k in
+                   ("logp", "advantages", "returns", "values"))]
+        widths = [c.shape[1] for c in columns]
+        packed = torch.cat(columns, dim=1)
+        clip_count = torch.zeros(())
+        clip_total = 0
         approx_kl = torch.zeros(())
-        stats: dict[str, Any] = {}
+        stats: dict[str, torch.Tensor] = {}
         epochs_run, stop = 0, False
         for _ in range(cfg.n_epochs):
-            perm = torch.randperm(n, generator=self.torch_rng)
+            shuffled = packed[torch.randperm(n, generator=self.torch_rng)]
             epochs_run += 1
             for start in range(0, n - mb_size + 1, mb_size):
-                i = perm[start : start + mb_size]
-                new_logp, entropy = self.policy.log_prob(data["obs"][i], data["actions"][i])
-                log_ratio = new_logp - data["logp"][i]
+                obs, actions, old_logp, adv, ret, old_v = shuffled[start : start + mb_size].split(widths, dim=1)
+                actions = actions.reshape(mb_size, *data["actions"].shape[1:])
+                new_logp, entropy = self.policy.log_prob(obs, actions)
+                log_ratio = new_logp - old_logp.squeeze(1)
                 ratio = log_ratio.exp()
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+                    clip_count += ((ratio - 1.0).abs() > cfg.clip_coef).sum()
+                    clip_total += mb_size
                 if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
                     stop = True  # checked before the step, and it ends all epochs
                     break
-                adv = data["advantages"][i]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+                adv = adv.squeeze(1)
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if mb_size > 1 else adv
                 pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-                v = self.value(data["obs"][i])
-                ret, old_v = data["returns"][i], data["values"][i]
+                v = self.value(obs)
+                ret, old_v = ret.squeeze(1), old_v.squeeze(1)
                 if cfg.clip_vloss:
                     v_clipped = old_v + (v - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
                     v_loss = 0.5 * torch.max((v - ret).pow(2), (v_clipped - ret).pow(2)).mean()
@@ -198,22 +209,23 @@ class OnPolicyAgent(Agent):
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
-                stats = {"pg": pg_loss.detach(), "v": v_loss.detach(), "ent": ent.detach()}
+                stats = {"pg": pg_loss, "v": v_loss, "ent": ent}
             if stop:
                 break
+        clipfrac = float(clip_count) / clip_total if clip_total else 0.0
         values, returns = data["values"].numpy(), data["returns"].numpy()
         var_y = float(np.var(returns))
         out = {
             "losses/approx_kl": float(approx_kl),
-            "losses/clipfrac": float(np.mean(clipfracs)) if clipfracs else 0.0,
+            "losses/clipfrac": clipfrac,
             "losses/explained_variance": float("nan") if var_y == 0 else 1 - float(np.var(returns - values)) / var_y,
             "losses/epochs_run": float(epochs_run),
             "losses/early_stop": float(stop),
             "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
         }
         if stats:
-            out.update({"losses/policy_loss": float(stats["pg"]), "losses/value_loss": float(stats["v"]),
-                        "losses/entropy": float(stats["ent"])})
+            out.update({"losses/policy_loss": float(stats["pg"].detach()), "losses/value_loss": float(stats["v"].detach()),
+                        "losses/entropy": float(stats["ent"].detach())})
         return out
 
     # -- PROPS: adapt phi so that the buffer looks on-policy for theta -------------------------------

@@ -40,14 +40,19 @@ def props_update(
     kl = torch.zeros(())
     clipfrac = torch.zeros(())
     loss = torch.zeros(())
+    # one gather per epoch of every per-sample column, then cheap slices per minibatch
+    act_shape = actions.shape[1:]
+    columns = [obs, actions.reshape(n, -1), ref_logp.view(n, 1), ref_out]
+    widths = [c.shape[1] for c in columns]
+    packed = torch.cat(columns, dim=1)
     for _ in range(cfg.props_epochs):
-        perm = torch.randperm(n, generator=generator)
+        shuffled = packed[torch.randperm(n, generator=generator)]
         epochs_run += 1
         for start in range(0, n - mb_size + 1, mb_size):
-            i = perm[start : start + mb_size]
-            out = behavior.net(obs[i])
-            logp, _ = behavior.log_prob_from(out, actions[i])
-            log_ratio = logp - ref_logp[i]
+            mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[start : start + mb_size].split(widths, dim=1)
+            out = behavior.net(mb_obs)
+            logp, _ = behavior.log_prob_from(out, mb_act.reshape(mb_size, *act_shape))
+            log_ratio = logp - mb_ref_logp.squeeze(1)
             ratio = log_ratio.exp()
             with torch.no_grad():
                 kl = ((ratio - 1) - log_ratio).mean()  # sample estimate of KL(pi_theta || pi_phi)
@@ -56,11 +61,11 @@ def props_update(
                 stopped = True
                 break
             clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
-            kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, ref_out[i], ref_log_std)
+            kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, mb_ref_out, ref_log_std)
             loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * kl_to_theta.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(behavior.parameters(), 0.5)
+            nn.utils.clip_grad_norm_(behavior.parameters(), 0.5, foreach=True)
             optimizer.step()
             steps += 1
         if stopped:
