@@ -21,9 +21,23 @@ ENV = "Hopper-v5"
 
 # SB3's PPO defaults, spelled out for hybridpg (SB3: no normalization, no target_kl, constant lr)
 SB3_DEFAULTS = dict(
-    n_steps=2048, n_minibatches=32, n_epochs=10, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
-    clip_coef=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, target_kl=None, anneal_lr=False,
-    clip_vloss=False, norm_obs=False, norm_reward=False, eval_freq=0, checkpoint_freq=0,
+    n_steps=2048,
+    n_minibatches=32,
+    n_epochs=10,
+    learning_rate=3e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_coef=0.2,
+    ent_coef=0.0,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    target_kl=None,
+    anneal_lr=False,
+    clip_vloss=False,
+    norm_obs=False,
+    norm_reward=False,
+    eval_freq=0,
+    checkpoint_freq=0,
 )
 
 CHILD = r"""
@@ -57,13 +71,15 @@ else:
     agent.learn(steps, progress=False)
     dt = time.perf_counter() - t
 print(json.dumps({"sps": steps / dt, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-""" % {"env": ENV}
+""".replace("%(env)s", ENV)
 
 
 def measure(method: str, steps: int, seed: int, cfg: dict[str, object]) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, method, str(steps), str(seed), json.dumps(cfg)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -90,9 +106,11 @@ def main() -> None:
             print(f"rep {rep} {method:15s} {results[method][-1]['sps']:8.0f} sps", file=sys.stderr)
     med = {m: statistics.median(r["sps"] for r in rs) for m, rs in results.items()}
     rss = {m: statistics.median(r["maxrss_mb"] for r in rs) for m, rs in results.items()}
-    print(f"\n{ENV}, 1 env, SB3 PPO default hyperparameters, {args.steps} steps/run, "
-          f"median of {args.repeats} runs ({time.time() - start:.0f}s total)\n")
-    print(f"| method | SPS (median) | min-max | peak RSS MB | vs SB3 PPO |")
+    print(
+        f"\n{ENV}, 1 env, SB3 PPO default hyperparameters, {args.steps} steps/run, "
+        f"median of {args.repeats} runs ({time.time() - start:.0f}s total)\n"
+    )
+    print("| method | SPS (median) | min-max | peak RSS MB | vs SB3 PPO |")
     print("|---|---|---|---|---|")
     for m, rs in results.items():
         lo, hi = min(r["sps"] for r in rs), max(r["sps"] for r in rs)

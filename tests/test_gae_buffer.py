@@ -50,7 +50,9 @@ def test_gae_matches_reference_on_random_data_single_and_vector():
         term, trunc = rng.random((t, envs)) < 0.05, rng.random((t, envs)) < 0.05
         adv = compute_gae(r, v, nv, term, trunc, 0.99, 0.95)
         for e in range(envs):
-            np.testing.assert_allclose(adv[:, e], reference_gae(r[:, e], v[:, e], nv[:, e], term[:, e], trunc[:, e], 0.99, 0.95))
+            np.testing.assert_allclose(
+                adv[:, e], reference_gae(r[:, e], v[:, e], nv[:, e], term[:, e], trunc[:, e], 0.99, 0.95)
+            )
 
 
 def test_history_buffer_is_fifo_and_keeps_time_order():

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "hybridpg.experiments.compare",
     "hybridpg.experiments.demo",
     "hybridpg.data.collect",
+    "hybridpg.diagnostics.fixed_target",
 ]
 
 
@@ -45,29 +46,38 @@ def _add_config_fields(parser: argparse.ArgumentParser, config_cls: type) -> Non
     group = parser.add_argument_group(f"{config_cls.algo} config fields")  # type: ignore[attr-defined]
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default: Any = f.default
+        if default is dataclasses.MISSING and callable(f.default_factory):
+            default = f.default_factory()
         kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar=kind.upper(),
+            f"--{f.name.replace('_', '-')}",
+            dest=f"cfg_{f.name}",
+            default=None,
+            metavar=kind.upper(),
             help=f"(default: {shown})",
         )
 
 
 def _train_parser(algo: str) -> argparse.ArgumentParser:
     algos = _algorithms()
-    parser = ArgumentParser(
-        prog="hybridpg train", description="Train an agent and write a run folder."
-    )
+    parser = ArgumentParser(prog="hybridpg train", description="Train an agent and write a run folder.")
     parser.add_argument("--algo", default=algo, choices=sorted(algos), help="algorithm (default: %(default)s)")
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium id (default: %(default)s)")
     parser.add_argument("--total-timesteps", type=int, default=100_000, help="env steps (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/ALGO-ENV-sSEED-TIME)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help="continue a run from its latest checkpoint up to its total_timesteps")
-    parser.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
-                        help="progress bar (auto: only on a terminal)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run from its latest checkpoint up to its total_timesteps",
+    )
+    parser.add_argument(
+        "--progress", choices=["auto", "on", "off"], default="auto", help="progress bar (auto: only on a terminal)"
+    )
     _add_config_fields(parser, algos[algo].config_cls)
     return parser
 
@@ -86,15 +96,30 @@ def cmd_train(argv: Sequence[str]) -> int:
     if args.resume is not None:
         return _resume(args.resume, progress)
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    run_dir = args.run_dir or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = (
+        args.run_dir
+        or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise HybridPGError(f"run folder {run_dir} already exists and is not empty; use --resume {run_dir} or another --run-dir")
+        raise HybridPGError(
+            f"run folder {run_dir} already exists and is not empty; use --resume {run_dir} or another --run-dir"
+        )
     if args.total_timesteps < 1:
         raise HybridPGError(f"--total-timesteps={args.total_timesteps}: must be >= 1")
     agent = agent_cls(args.env, seed=args.seed, **overrides)
     _check_writable(run_dir)
+    return _learn(agent, args.total_timesteps, run_dir, progress, reset=True)
+
+
+def _learn(agent: Any, steps: int, run_dir: Path, progress: bool | None, reset: bool) -> int:
+    """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint."""
+    from hybridpg.algorithms.base import TrainingInterrupted
+
     try:
-        agent.learn(args.total_timesteps, run_dir=run_dir, progress=progress)
+        agent.learn(steps, run_dir=run_dir, progress=progress, reset=reset)
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
     finally:
         agent.close()
     _print_summary(agent, run_dir)
@@ -109,26 +134,36 @@ def _resume(run_dir: Path, progress: bool | None) -> int:
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise HybridPGError(f"{run_dir} is not a run folder (no config.yaml)")
-    total = int(yaml.safe_load(config_path.read_text())["total_timesteps"])
+    doc = yaml.safe_load(config_path.read_text())
+    total = int(doc["total_timesteps"])
+    if not (run_dir / "checkpoints" / "latest.pt").exists():
+        # stopped before its first checkpoint: start over in the same folder, same settings
+        algos = _algorithms()
+        if doc.get("algo") not in algos:
+            raise HybridPGError(f"{run_dir}/config.yaml names unknown algorithm {doc.get('algo')!r}")
+        fresh = algos[doc["algo"]].config_cls.from_dict(doc["config"])
+        agent = algos[doc["algo"]](doc["env"], seed=int(doc["seed"]), config=fresh)
+        agent.restart_in(run_dir)
+        return _learn(agent, total, run_dir, progress, reset=True)
     agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
+    total = max(total, agent.horizon or 0)  # the checkpoint's horizon is the schedule's
     if agent.global_step >= total:
+        agent.close()
         print(f"{run_dir} already reached {total} steps; nothing to do")
         return 0
-    try:
-        agent.learn(total - agent.global_step, run_dir=run_dir, progress=progress, reset=False)
-    finally:
-        agent.close()
-    _print_summary(agent, run_dir)
-    return 0
+    return _learn(agent, total - agent.global_step, run_dir, progress, reset=False)
 
 
 def _check_writable(run_dir: Path) -> None:
+    existed = run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # leave nothing behind for a bad --run-dir
         raise HybridPGError(f"cannot write to run folder {run_dir}: {exc.strerror or exc}") from None
 
 
@@ -159,8 +194,10 @@ def cmd_eval(argv: Sequence[str]) -> int:
         result = evaluate(agent, None, args.episodes, seed=args.seed, deterministic=not args.stochastic)
     finally:
         agent.close()
-    print(f"{agent.config.algo} on {agent.env_id}: return {result.mean:.2f} +- {result.std:.2f} "
-          f"over {args.episodes} episodes (mean length {sum(result.lengths) / len(result.lengths):.1f})")
+    print(
+        f"{agent.config.algo} on {agent.env_id}: return {result.mean:.2f} +- {result.std:.2f} "
+        f"over {args.episodes} episodes (mean length {sum(result.lengths) / len(result.lengths):.1f})"
+    )
     return 0
 
 

@@ -96,11 +96,13 @@ class OnPolicyAgent(Agent):
 
     def _collect(self, rows: int, run: Run) -> None:
         cfg = self.config
-        actor = self.behavior if cfg.behavior == "props" else self.policy
+        actor = self.behavior if cfg.behavior == "props" and self.behavior is not None else self.policy
         shape = (rows, cfg.num_envs, self.policy.action_dim) if self.continuous else (rows, cfg.num_envs)
         # all noise for the chunk in one call: cheaper than per step, and one RNG stream to save
-        noise = torch.randn(shape, generator=self.torch_rng) if self.continuous else torch.rand(
-            shape, generator=self.torch_rng
+        noise = (
+            torch.randn(shape, generator=self.torch_rng)
+            if self.continuous
+            else torch.rand(shape, generator=self.torch_rng)
         )
         with torch.inference_mode():
             for i in range(rows):
@@ -168,8 +170,11 @@ class OnPolicyAgent(Agent):
         n = data["obs"].shape[0]
         mb_size = max(n // cfg.n_minibatches, 1)
         # one gather per epoch of all per-sample columns, then cheap slices per minibatch
-        columns = [data["obs"], data["actions"].reshape(n, -1), *(data[k].view(n, 1) for k in
-                   ("logp", "advantages", "returns", "values"))]
+        columns = [
+            data["obs"],
+            data["actions"].reshape(n, -1),
+            *(data[k].view(n, 1) for k in ("logp", "advantages", "returns", "values")),
+        ]
         widths = [c.shape[1] for c in columns]
         packed = torch.cat(columns, dim=1)
         clip_count = torch.zeros(())
@@ -224,8 +229,13 @@ class OnPolicyAgent(Agent):
             "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
         }
         if stats:
-            out.update({"losses/policy_loss": float(stats["pg"].detach()), "losses/value_loss": float(stats["v"].detach()),
-                        "losses/entropy": float(stats["ent"].detach())})
+            out.update(
+                {
+                    "losses/policy_loss": float(stats["pg"].detach()),
+                    "losses/value_loss": float(stats["v"].detach()),
+                    "losses/entropy": float(stats["ent"].detach()),
+                }
+            )
         return out
 
     # -- PROPS: adapt phi so that the buffer looks on-policy for theta -------------------------------
@@ -235,8 +245,9 @@ class OnPolicyAgent(Agent):
         # the oldest m rows are evicted by the next collection before they could be corrected
         skip = self.config.behavior_steps // self.config.num_envs if self.buffer.full else 0
         obs, actions = self._buffer_obs_actions(skip)
-        return props_update(self.behavior, self.reference, self.behavior_optimizer, obs, actions, self.config,
-                            self.torch_rng)
+        return props_update(
+            self.behavior, self.reference, self.behavior_optimizer, obs, actions, self.config, self.torch_rng
+        )
 
     # -- state ---------------------------------------------------------------------------------------
     def _algo_state(self) -> dict[str, Any]:

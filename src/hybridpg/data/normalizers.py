@@ -32,8 +32,11 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
-                "var": torch.from_numpy(np.array(self.var, dtype=np.float64)), "count": float(self.count)}
+        return {
+            "mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
+            "var": torch.from_numpy(np.array(self.var, dtype=np.float64)),
+            "count": float(self.count),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean = state["mean"].numpy().astype(np.float64).copy()
@@ -94,8 +97,7 @@ class RewardScaler:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rms": self.rms.state_dict(), "returns": torch.from_numpy(self.returns.copy()),
-                "enabled": self.enabled}
+        return {"rms": self.rms.state_dict(), "returns": torch.from_numpy(self.returns.copy()), "enabled": self.enabled}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rms.load_state_dict(state["rms"])
