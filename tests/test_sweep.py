@@ -13,9 +13,9 @@ from hybridpg.algorithms import ALGORITHMS
 from hybridpg.cli import main
 from hybridpg.experiments.sweep import RunResult, SweepProgress, SweepSpec, parse_seeds, run_state, run_sweep
 
-TINY = {"n_steps": "256", "behavior_steps": "128", "n_minibatches": "4", "eval_freq": "2",
+TINY = {"n_steps": "128", "behavior_steps": "64", "n_minibatches": "4", "eval_freq": "2",
         "eval_episodes": "2", "checkpoint_freq": "1"}
-BUDGET = 1024
+BUDGET = 512
 
 
 def _set_args(overrides: dict[str, str]) -> list[str]:
@@ -44,7 +44,7 @@ def test_sweep_writes_one_finished_run_folder_per_run(sweep_root: Path) -> None:
             assert (summary["algo"], summary["seed"], summary["global_step"]) == (algo, seed, BUDGET)
             assert (run_dir / "checkpoints" / "latest.pt").exists()
             config = yaml.safe_load((run_dir / "config.yaml").read_text())
-            assert config["config"]["n_steps"] == 256
+            assert config["config"]["n_steps"] == 128
     # seeds really differ: the two PPO runs did not produce identical learning curves
     curves = [(sweep_root / "CartPole-v1" / "ppo" / f"seed{s}" / "metrics.jsonl").read_text() for s in (0, 1)]
     assert curves[0] != curves[1]
@@ -67,15 +67,15 @@ def test_sweep_refuses_to_mix_budgets_in_one_root(sweep_root: Path, capsys: pyte
             *_set_args(TINY), "--out", str(sweep_root)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "total_timesteps=1024" in err[0]
+    assert len(err) == 1 and "total_timesteps=512" in err[0]
 
 
 def test_unfinished_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "CartPole-v1" / "ppo" / "seed3"
     agent = ALGORITHMS["ppo"]("CartPole-v1", seed=3, **TINY)
-    agent.learn(512, run_dir=run_dir)
+    agent.learn(256, run_dir=run_dir)
     agent.close()
-    # simulate a crash after the checkpoint at step 512: no summary.json
+    # simulate a crash after the checkpoint at step 256: no summary.json
     (run_dir / "summary.json").unlink()
     assert run_state(run_dir) == "resume"
     spec = SweepSpec(["ppo"], ["CartPole-v1"], [3], BUDGET, dict(TINY), tmp_path, workers=1)
@@ -85,13 +85,13 @@ def test_unfinished_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     summary = _summary(run_dir)
     assert summary["global_step"] == BUDGET and summary["status"] == "finished"
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert min(steps) <= 512 < max(steps) == BUDGET  # both segments logged into the same folder
+    assert min(steps) <= 256 < max(steps) == BUDGET  # both segments logged into the same folder
 
 
 def test_failing_run_is_reported_and_the_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # buffer_batches=1 is valid for PPO but PROPS rejects it (b >= 2): only the PROPS run fails
     argv = ["sweep", "--algos", "ppo,props", "--envs", "CartPole-v1", "--seeds", "1",
-            "--total-timesteps", "512", *_set_args({**TINY, "buffer_batches": "1"}),
+            "--total-timesteps", "256", *_set_args({**TINY, "buffer_batches": "1"}),
             "--out", str(tmp_path), "--workers", "2"]
     assert main(argv) == 1
     err = capsys.readouterr().err

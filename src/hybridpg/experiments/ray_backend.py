@@ -9,7 +9,8 @@ target as the end of training (the learning-rate schedule anneals to it, a final
 The trainable therefore runs one ``learn`` to the full budget in a thread, exactly as the local
 backend does, and the trial's main thread reports each new ``checkpoints/latest.pt`` (written every
 ``checkpoint_freq`` updates): the chunks are the checkpoint intervals. Every report carries a
-strictly increasing ``env_steps`` and that checkpoint, so a retried trial (``FailureConfig``) or a
+strictly increasing ``env_steps`` (only the closing ``finished=1`` report may repeat the last one)
+and that checkpoint, so a retried trial (``FailureConfig``) or a
 restored experiment continues from ``tune.get_checkpoint()`` instead of step 0.
 """
 
