@@ -106,7 +106,7 @@ class BehaviorCloner:
                 self.actor_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.actor_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def _critic_targets(self) -> torch.Tensor:
         """Monte-Carlo returns in the critic's online units.
@@ -135,7 +135,7 @@ class BehaviorCloner:
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.critic_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     # -- the two hooks the on-policy loop calls ------------------------------------------------------
     def warm_start(self, run: Run) -> None:
