@@ -114,7 +114,7 @@ class OnPolicyConfig(BaseConfig):
     props_stale_reference: bool = False  # the authors' code used pre-update theta; off by default
     # ROS behavior update
     ros_lr: float = 1e-5
-    # sampling-error diagnostic (0 disables)
+    # sampling-error diagnostic: every se_freq updates; 0 disables, -1 = auto (~30 points per run)
     se_freq: int = 0
     se_epochs: int = 100
     # offline data: behaviour-cloning warm start and concurrent BC term (docs/offline.md)
@@ -179,7 +179,7 @@ class OnPolicyConfig(BaseConfig):
         _require(self.props_lambda >= 0, "props_lambda", self.props_lambda, "must be >= 0")
         _require(self.props_target_kl > 0, "props_target_kl", self.props_target_kl, "must be > 0")
         _require(self.ros_lr > 0, "ros_lr", self.ros_lr, "must be > 0")
-        _require(self.se_freq >= 0, "se_freq", self.se_freq, "must be >= 0 (0 disables)")
+        _require(self.se_freq >= -1, "se_freq", self.se_freq, "must be >= 0 (0 disables) or -1 (auto: ~30 per run)")
         _require(self.se_epochs >= 1, "se_epochs", self.se_epochs, "must be >= 1")
         _validate_bc(self)
         if self.behavior == "props":
