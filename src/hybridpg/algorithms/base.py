@@ -277,6 +277,12 @@ class Agent:
         agent._loaded_from = p if p.is_dir() else p.parent.parent
         return agent
 
+    def restart_in(self, run_dir: str | Path) -> None:
+        """Make the next ``learn`` start over in an existing run folder (one stopped before its
+        first checkpoint), dropping that folder's old metrics."""
+        self._metrics_bytes = 0
+        self._loaded_from = Path(run_dir)
+
     def close(self) -> None:
         self.vec.close()
 
@@ -302,6 +308,9 @@ class Run:
         self._checkpoint_due = False
         if run_dir is not None:
             _trim_metrics(agent, run_dir)
+            # temp files of checkpoint writes that a kill interrupted; the checkpoints are intact
+            for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         self.logger = MetricLogger(run_dir)
         self.progress = ProgressBar(self.stop_at, enabled=progress)
         self.progress.start_step = agent.global_step

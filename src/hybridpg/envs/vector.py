@@ -254,16 +254,21 @@ EXACT_ENV_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.mujoco", 
 
 def _encode(value: Any) -> dict[str, Any] | None:
     """A checkpoint-safe (tensors and builtins only) form of one attribute, or None to skip it."""
+    # numpy scalars first: np.float64 is also a float, but only builtins pass the safe loader
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in "biuf":
+            return None
+        return {"t": "np", "v": value.item(), "dtype": str(value.dtype)}
     if value is None or isinstance(value, bool | int | float | str):
         return {"t": "py", "v": value}
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return {"t": "np", "v": value.item(), "dtype": str(value.dtype)}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return {"t": "nd", "v": torch.from_numpy(value.astype(value.dtype.newbyteorder("="), copy=True)),
                 "dtype": str(value.dtype)}
     if isinstance(value, np.random.Generator):
         return {"t": "rng", "v": value.bit_generator.state}
-    if isinstance(value, tuple | list) and all(v is None or isinstance(v, bool | int | float) for v in value):
+    if isinstance(value, tuple | list) and all(
+        v is None or (isinstance(v, bool | int | float) and not isinstance(v, np.generic)) for v in value
+    ):
         return {"t": "seq", "v": list(value), "tuple": isinstance(value, tuple)}
     return None
 

@@ -50,7 +50,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     torch.save(state, buffer)
     payload = buffer.getvalue()
     header = MAGIC + struct.pack("<I", FORMAT_VERSION) + hashlib.sha256(payload).digest()
-    atomic_write_bytes(Path(path), header + payload)
+    try:
+        atomic_write_bytes(Path(path), header + payload)
+    except OSError as exc:  # full disk, read-only folder: the previous checkpoint is still intact
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
 def load_checkpoint(path: str | Path, expect_algo: str | None = None) -> dict[str, Any]:
@@ -68,7 +71,8 @@ def load_checkpoint(path: str | Path, expect_algo: str | None = None) -> dict[st
     (version,) = struct.unpack("<I", data[len(MAGIC) : len(MAGIC) + 4])
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this hybridpg's {FORMAT_VERSION}; upgrade hybridpg"
+            f"{path} has checkpoint format {version}, newer than this hybridpg's {FORMAT_VERSION}; "
+            "upgrade hybridpg"
         )
     digest, payload = data[len(MAGIC) + 4 : _HEADER], data[_HEADER:]
     if hashlib.sha256(payload).digest() != digest:
