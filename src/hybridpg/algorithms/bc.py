@@ -22,19 +22,21 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 import torch
-from scipy.signal import lfilter
 
-from hybridpg.data.datasets import OfflineDataset, check_compatible, load_dataset
 from hybridpg.envs.vector import VecEnv
 from hybridpg.errors import HybridPGError
 
 if TYPE_CHECKING:
     from hybridpg.algorithms.base import Run
     from hybridpg.algorithms.onpolicy import OnPolicyAgent
+    from hybridpg.data.datasets import OfflineDataset
 
 
 def load_offline(dataset: str, root: str | None, vec: VecEnv) -> OfflineDataset:
     """Load a dataset and check its spaces against the agent's env (``DatasetError`` if they differ)."""
+    # Minari/h5py/scipy load only when a dataset is actually used (keeps `import hybridpg` light)
+    from hybridpg.data.datasets import check_compatible, load_dataset
+
     data = load_dataset(dataset, root=root)
     # check_compatible wants a Gymnasium env; any sub-env (or the async vector env) carries the spaces
     target: Any = vec.envs[0] if vec.envs else vec._async
@@ -52,6 +54,8 @@ def dataset_actions(data: OfflineDataset, space: gym.Space[Any]) -> torch.Tensor
 
 def discounted_running_returns(data: OfflineDataset, gamma: float) -> np.ndarray:
     """Forward discounted sums R_t = gamma * R_{t-1} + r_t within each episode (what RewardScaler tracks)."""
+    from scipy.signal import lfilter  # lazy: scipy.signal is heavy to import
+
     out = np.zeros(data.n_transitions)
     rewards = data.rewards.astype(np.float64)
     for start, end in zip(data.episode_offsets[:-1], data.episode_offsets[1:], strict=True):

@@ -51,7 +51,6 @@ from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 from minari.data_collector import EpisodeBuffer
 from minari.dataset.minari_dataset import parse_dataset_id
-from scipy.signal import lfilter
 
 from hybridpg.errors import ConfigError, DatasetError, EnvError, NonFiniteError
 
@@ -638,7 +637,7 @@ class OfflineDataset:
         for start, end in zip(self.episode_offsets[:-1], self.episode_offsets[1:], strict=True):
             if end > start:
                 reversed_rewards = rewards[start:end][::-1]
-                out[start:end] = np.asarray(lfilter([1.0], [1.0, -float(gamma)], reversed_rewards))[::-1]
+                out[start:end] = np.asarray(_lfilter()([1.0], [1.0, -float(gamma)], reversed_rewards))[::-1]
         return out.astype(np.float32)
 
 
@@ -821,3 +820,10 @@ def check_compatible(
     if problems:
         env_name = env.spec.id if env.spec is not None else type(env).__name__
         raise _error(f"dataset {dataset.dataset_id!r} does not fit env {env_name}: " + "; ".join(problems))
+
+
+def _lfilter() -> Any:
+    # scipy.signal costs ~0.5 s and tens of MB at import; only MC returns need it
+    from scipy.signal import lfilter
+
+    return lfilter
