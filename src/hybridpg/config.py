@@ -237,6 +237,8 @@ def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
     if not isinstance(value, str):
         if target == tuple[int, ...] and isinstance(value, list | tuple):
             return tuple(int(v) for v in value)
+        if target == tuple[int, ...]:  # e.g. `hidden_sizes: 64` in YAML
+            raise ConfigError(f"config field '{name}'={value!r}: must be a list of integers, e.g. 64,64")
         if target is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         return value
