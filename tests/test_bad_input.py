@@ -312,3 +312,10 @@ def test_nan_from_env_in_the_library(tmp_path: Path) -> None:
 def test_unknown_env_in_the_library() -> None:
     with pytest.raises(EnvError, match="NoSuchEnv"):
         PPO("NoSuchEnv-v9")
+
+
+@pytest.mark.parametrize("dataset_id", ["../escape-v0", "ns/../../escape-v0", "..-v0"])
+def test_dataset_ids_cannot_escape_the_root(dataset_id: str, tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    with pytest.raises(DatasetError):
+        load_dataset(dataset_id, root=tmp_path / "root")
