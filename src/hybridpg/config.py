@@ -114,8 +114,9 @@ class OnPolicyConfig(BaseConfig):
     props_stale_reference: bool = False  # the authors' code used pre-update theta; off by default
     # ROS behavior update
     ros_lr: float = 1e-5
-    # sampling-error diagnostic: every se_freq updates; 0 disables, -1 = auto (~30 points per run)
-    se_freq: int = 0
+    # sampling-error diagnostic: every se_freq updates; 0 disables, -1 = auto (~30 points per run,
+    # at most one per 10 updates: < 10% of wall time, BENCHMARKS.md)
+    se_freq: int = -1
     se_epochs: int = 100
     # offline data: behaviour-cloning warm start and concurrent BC term (docs/offline.md)
     offline_dataset: str | None = None  # Minari dataset id or path

@@ -227,6 +227,12 @@ def _main(args: argparse.Namespace) -> int:
     methods = parse_methods(args.method)
     if args.seeds < 1:
         raise ConfigError(f"--seeds={args.seeds}: must be >= 1")
+    if args.target != "random" and not Path(args.target).exists():
+        raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
+    try:  # fail before the (long) runs, not after
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HybridPGError(f"cannot write results to {args.out}: {exc.strerror or exc}") from None
     overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr}
     for knob in PROPS_KNOBS:
         value = getattr(args, knob)

@@ -101,15 +101,19 @@ def estimate_sampling_error(
     return float((logp_d - logp_theta).mean())
 
 
-#: ``se_freq = -1`` (auto) spreads about this many SE estimates over a run
+#: ``se_freq = -1`` (auto) spreads about this many SE estimates over a run ...
 SE_POINTS_PER_RUN = 30
+#: ... but never more often than every this many updates: one estimate (100 epochs) costs about
+#: 0.5-0.8 of an update iteration (collection + PPO), so this floor keeps it under ~10% of wall
+#: time in short runs (measured: BENCHMARKS.md, "Sampling error")
+SE_MIN_INTERVAL = 10
 
 
 def se_interval(se_freq: int, total_updates: int) -> int:
     """Updates between two SE estimates: ``se_freq`` itself, 0 for off, or for -1 (auto)
-    about ``SE_POINTS_PER_RUN`` points over ``total_updates``."""
+    about ``SE_POINTS_PER_RUN`` points over ``total_updates``, at most one per ``SE_MIN_INTERVAL``."""
     if se_freq == -1:
-        return max(1, total_updates // SE_POINTS_PER_RUN)
+        return max(SE_MIN_INTERVAL, total_updates // SE_POINTS_PER_RUN)
     return se_freq
 
 
