@@ -80,6 +80,7 @@ def main() -> None:
     p.add_argument("--env", nargs="+", default=["Hopper-v5", "CartPole-v1"])
     p.add_argument("--methods", default="on-policy,props,ros")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (to split seeds over processes)")
     p.add_argument("--batches", type=int, default=16)
     p.add_argument("--ros-batches", type=int, default=None, help="fewer batches for ROS (its cost is quadratic)")
     p.add_argument("--batch-size", type=int, default=1024)
@@ -97,7 +98,7 @@ def main() -> None:
         return
     rows: list[dict[str, Any]] = []
     for env in args.env:
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             for method in args.methods.split(","):
                 batches = args.ros_batches if method == "ros" and args.ros_batches else args.batches
                 t0 = time.perf_counter()
