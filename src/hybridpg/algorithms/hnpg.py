@@ -32,7 +32,7 @@ from hybridpg.algorithms.bc import dataset_actions, load_offline
 from hybridpg.config import HNPGConfig
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.errors import ConfigError, DatasetError, EnvError, HybridPGError
-from hybridpg.networks import Policy, kl_from, mlp
+from hybridpg.networks import Policy, draw_noise, kl_from, mlp
 
 
 class QNet(nn.Module):
@@ -244,12 +244,7 @@ class HNPG(Agent):
 
     def _collect(self, run: Run) -> None:
         cfg, rows = self.config, self.buffer.steps
-        shape = (rows, cfg.num_envs, self.action_dim) if self.continuous else (rows, cfg.num_envs)
-        noise = (
-            torch.randn(shape, generator=self.torch_rng)
-            if self.continuous
-            else torch.rand(shape, generator=self.torch_rng)
-        )
+        noise = draw_noise(rows, cfg.num_envs, self.action_dim, self.continuous, self.torch_rng)
         with torch.inference_mode():
             for i in range(rows):
                 heads = (

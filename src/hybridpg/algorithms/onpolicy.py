@@ -26,7 +26,7 @@ from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSCon
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.diagnostics.sampling_error import sampling_error_metric
-from hybridpg.networks import Policy, ValueNet, make_adam
+from hybridpg.networks import Policy, ValueNet, draw_noise, make_adam
 
 
 class OnPolicyAgent(Agent):
@@ -97,13 +97,7 @@ class OnPolicyAgent(Agent):
     def _collect(self, rows: int, run: Run) -> None:
         cfg = self.config
         actor = self.behavior if cfg.behavior == "props" and self.behavior is not None else self.policy
-        shape = (rows, cfg.num_envs, self.policy.action_dim) if self.continuous else (rows, cfg.num_envs)
-        # all noise for the chunk in one call: cheaper than per step, and one RNG stream to save
-        noise = (
-            torch.randn(shape, generator=self.torch_rng)
-            if self.continuous
-            else torch.rand(shape, generator=self.torch_rng)
-        )
+        noise = draw_noise(rows, cfg.num_envs, self.policy.action_dim, self.continuous, self.torch_rng)
         with torch.inference_mode():
             for i in range(rows):
                 if cfg.behavior == "ros":
