@@ -271,7 +271,8 @@ def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
             return tuple(int(p) for p in text.replace("(", "").replace(")", "").split(",") if p.strip())
         return text
     except ValueError as exc:
-        raise ConfigError(f"config field '{name}'={value!r}: not a valid {getattr(target, '__name__', target)}") from exc
+        kind = getattr(target, "__name__", target)
+        raise ConfigError(f"config field '{name}'={value!r}: not a valid {kind}") from exc
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {
@@ -280,6 +281,66 @@ CONFIGS: dict[str, type[BaseConfig]] = {
     "props": PROPSConfig,
     "ros": ROSConfig,
 }
+
+
+@dataclass
+class SACConfig(BaseConfig):
+    """Soft actor-critic, 2018b form with a learned temperature (spec: hybrid-and-sac.md).
+
+    ``eval_freq``/``checkpoint_freq`` count gradient steps; the loop reports to the run every
+    ``log_freq`` gradient steps, so both must be multiples of it.
+    """
+
+    algo: ClassVar[str] = "sac"
+    box_only: ClassVar[bool] = True
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    tau: float = 0.005
+    learning_starts: int = 5000
+    target_entropy: float | None = None  # None: -|A|
+    init_alpha: float = 1.0
+    autotune: bool = True
+    policy_frequency: int = 1  # actor/temperature updated every k gradient steps (k steps at once)
+    compile: bool = False
+    save_replay_buffer: bool = False
+    log_freq: int = 1000
+    eval_freq: int = 10_000
+    checkpoint_freq: int = 10_000
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _require(
+            self.buffer_size >= max(self.batch_size, self.learning_starts, 1),
+            "buffer_size",
+            self.buffer_size,
+            "must be >= batch_size and >= learning_starts",
+        )
+        _require(0.0 < self.tau <= 1.0, "tau", self.tau, "must be in (0, 1]")
+        _require(self.learning_starts >= 0, "learning_starts", self.learning_starts, "must be >= 0")
+        _require(
+            self.target_entropy is None or math.isfinite(self.target_entropy),
+            "target_entropy",
+            self.target_entropy,
+            "must be a finite number or None",
+        )
+        ok_alpha = math.isfinite(self.init_alpha) and self.init_alpha > 0
+        _require(ok_alpha, "init_alpha", self.init_alpha, "must be > 0")
+        _require(self.policy_frequency >= 1, "policy_frequency", self.policy_frequency, "must be >= 1")
+        _require(
+            self.log_freq >= 1 and self.log_freq % self.num_envs == 0,
+            "log_freq",
+            self.log_freq,
+            f"must be a positive multiple of num_envs={self.num_envs}",
+        )
+        for name in ("eval_freq", "checkpoint_freq"):
+            value = getattr(self, name)
+            _require(value % self.log_freq == 0, name, value, f"multiple of log_freq={self.log_freq} needed")
+
+
+CONFIGS["sac"] = SACConfig
 
 
 @dataclass
@@ -344,63 +405,3 @@ class HNPGConfig(BaseConfig):
 
 
 CONFIGS["hnpg"] = HNPGConfig
-
-
-@dataclass
-class SACConfig(BaseConfig):
-    """Soft actor-critic, 2018b form with a learned temperature (spec: hybrid-and-sac.md).
-
-    ``eval_freq``/``checkpoint_freq`` count gradient steps; the loop reports to the run every
-    ``log_freq`` gradient steps, so both must be multiples of it.
-    """
-
-    algo: ClassVar[str] = "sac"
-    box_only: ClassVar[bool] = True
-
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
-    tau: float = 0.005
-    learning_starts: int = 5000
-    target_entropy: float | None = None  # None: -|A|
-    init_alpha: float = 1.0
-    autotune: bool = True
-    policy_frequency: int = 1  # actor/temperature updated every k gradient steps (k steps at once)
-    compile: bool = False
-    save_replay_buffer: bool = False
-    log_freq: int = 1000
-    eval_freq: int = 10_000
-    checkpoint_freq: int = 10_000
-
-    def validate(self) -> None:
-        super().validate()
-        _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        _require(
-            self.buffer_size >= max(self.batch_size, self.learning_starts, 1),
-            "buffer_size",
-            self.buffer_size,
-            "must be >= batch_size and >= learning_starts",
-        )
-        _require(0.0 < self.tau <= 1.0, "tau", self.tau, "must be in (0, 1]")
-        _require(self.learning_starts >= 0, "learning_starts", self.learning_starts, "must be >= 0")
-        _require(
-            self.target_entropy is None or math.isfinite(self.target_entropy),
-            "target_entropy",
-            self.target_entropy,
-            "must be a finite number or None",
-        )
-        ok_alpha = math.isfinite(self.init_alpha) and self.init_alpha > 0
-        _require(ok_alpha, "init_alpha", self.init_alpha, "must be > 0")
-        _require(self.policy_frequency >= 1, "policy_frequency", self.policy_frequency, "must be >= 1")
-        _require(
-            self.log_freq >= 1 and self.log_freq % self.num_envs == 0,
-            "log_freq",
-            self.log_freq,
-            f"must be a positive multiple of num_envs={self.num_envs}",
-        )
-        for name in ("eval_freq", "checkpoint_freq"):
-            value = getattr(self, name)
-            _require(value % self.log_freq == 0, name, value, f"multiple of log_freq={self.log_freq} needed")
-
-
-CONFIGS["sac"] = SACConfig

@@ -194,6 +194,8 @@ class SAC(Agent):
         start_updates = max(cfg.learning_starts, cfg.batch_size)
         obs = self.vec.obs
         while self.global_step < total_timesteps:
+            if run.safe_point():  # checkpoints and signal stops only here, where state is complete
+                return
             # uniform warm-up only in a fresh run; after a resume without a stored buffer the
             # policy refills it (training resumes once learning_starts transitions are stored)
             if self.updates == 0 and len(self.buffer) < cfg.learning_starts:
