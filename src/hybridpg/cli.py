@@ -113,7 +113,7 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 def _learn(agent: Any, steps: int, run_dir: Path, progress: bool | None, reset: bool) -> int:
     """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint."""
-    from hybridpg.algorithms.base import TrainingInterrupted
+    from hybridpg.training.run import TrainingInterrupted
 
     try:
         agent.learn(steps, run_dir=run_dir, progress=progress, reset=reset)
