@@ -15,7 +15,7 @@ from typing import Any
 
 
 class MetricLogger:
-    def __init__(self, run_dir: Path | None, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path | None, tensorboard: bool = True, purge_step: int | None = None) -> None:
         self.run_dir = run_dir
         self.start = time.perf_counter()
         self._file = None
@@ -27,7 +27,8 @@ class MetricLogger:
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+                # on resume, TensorBoard drops events at or after the checkpoint's step (logged before a crash)
+                self._tb = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge_step or None)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}

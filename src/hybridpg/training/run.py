@@ -73,7 +73,7 @@ class Run:
             # temp files of checkpoint writes that a kill interrupted; the checkpoints are intact
             for stale in (run_dir / "checkpoints").glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
-        self.logger = MetricLogger(run_dir)
+        self.logger = MetricLogger(run_dir, purge_step=agent.global_step)
         self.progress = ProgressBar(self.stop_at, enabled=progress)
         self.progress.start_step = agent.global_step
         self.latest_return: float | None = None
