@@ -176,6 +176,8 @@ def test_fixed_target_cli_appends_and_plots(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv[:4], "bogus"]) == 2
     assert main(["sampling-error", "--target", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    # m = 128 does not divide a batch of 100: refused before any folder is made
+    assert main([*argv[:-2], "--batch-size", "100", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
-    assert not (tmp_path / "x").exists()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -26,6 +26,7 @@ import numpy as np
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.onpolicy import OnPolicyAgent, PPOBuffer
+from hybridpg.config import PPOBufferConfig
 from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.diagnostics.sampling_error import estimate_sampling_error
 from hybridpg.errors import CheckpointError, ConfigError, HybridPGError
@@ -229,15 +230,18 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds={args.seeds}: must be >= 1")
     if args.target != "random" and not Path(args.target).exists():
         raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
-    try:  # fail before the (long) runs, not after
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HybridPGError(f"cannot write results to {args.out}: {exc.strerror or exc}") from None
     overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr}
     for knob in PROPS_KNOBS:
         value = getattr(args, knob)
         if value is not None:
             overrides[knob] = int(value) if knob in ("props_minibatches", "props_epochs") else value
+    for method in methods:  # a bad setting fails here, before any folder is made
+        PPOBufferConfig.from_dict({**overrides, "n_steps": args.batch_size, "buffer_batches": args.batches,
+                                   "num_envs": 1, "behavior": METHODS[method]})
+    try:  # fail before the (long) runs, not after
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HybridPGError(f"cannot write results to {args.out}: {exc.strerror or exc}") from None
     rows: list[dict[str, Any]] = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         for method in methods:
