@@ -92,9 +92,14 @@ class Policy(nn.Module):
             return logp, entropy
         return gaussian_log_prob(out, self.log_std, actions), gaussian_entropy(self.log_std).expand(out.shape[0])
 
-    @torch.no_grad()
     def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Sample with externally drawn noise: N(0,1) for Gaussian, U(0,1) for Categorical."""
+        """Sample with externally drawn noise: N(0,1) for Gaussian, U(0,1) for Categorical (no grad)."""
+        if torch.is_grad_enabled():  # entering no_grad costs more than the forward of a tiny MLP
+            with torch.no_grad():
+                return self._sample(obs, noise)
+        return self._sample(obs, noise)
+
+    def _sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         out = self.net(obs)
         if self.discrete:
             cdf = torch.softmax(out, dim=-1).cumsum(-1)
@@ -102,10 +107,10 @@ class Policy(nn.Module):
             return torch.searchsorted(cdf, noise.view(-1, 1)).clamp_max(self.action_dim - 1).squeeze(-1)
         return out + self.log_std.exp() * noise
 
-    @torch.no_grad()
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
-        out = self.net(obs)
-        return out.argmax(-1) if self.discrete else out
+        with torch.no_grad():
+            out = self.net(obs)
+            return out.argmax(-1) if self.discrete else out
 
 
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -203,7 +203,8 @@ class VecEnv:
     def clip_actions(self, actions: np.ndarray) -> np.ndarray:
         space = self.single_action_space
         if isinstance(space, gym.spaces.Box):
-            return np.clip(actions, space.low, space.high)
+            # minimum/maximum: np.clip's dispatch overhead is several times the work on tiny arrays
+            return np.minimum(np.maximum(actions, space.low), space.high)
         return actions
 
     def close(self) -> None:
