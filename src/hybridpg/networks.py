@@ -156,9 +156,11 @@ def flat_obs_dim(space: gym.Space) -> int:
     return int(np.prod(space.shape)) if space.shape else 1
 
 
-def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-5) -> torch.optim.Adam:
-    """Adam with the fused CPU kernel: one kernel for all parameters instead of ~10 ops each."""
-    return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-5) -> torch.optim.Optimizer:
+    """Adam for the small on-policy networks: ``LeanAdam`` (same update, far less per-step overhead)."""
+    from hybridpg.optim import LeanAdam
+
+    return LeanAdam(params, lr=lr, eps=eps)
 
 
 def draw_noise(rows: int, num_envs: int, action_dim: int, continuous: bool, generator: torch.Generator) -> torch.Tensor:
@@ -169,3 +171,15 @@ def draw_noise(rows: int, num_envs: int, action_dim: int, continuous: bool, gene
     if continuous:
         return torch.randn((rows, num_envs, action_dim), generator=generator)
     return torch.rand((rows, num_envs), generator=generator)
+
+
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Scale gradients so their global L2 norm is at most ``max_norm``; returns the norm before.
+
+    Same result as ``nn.utils.clip_grad_norm_``, computed with one concatenation instead of a
+    norm per parameter: about 2.5x cheaper for our small networks, and it runs every minibatch.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.cat([g.reshape(-1) for g in grads]).norm()
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_max(1.0))
+    return total

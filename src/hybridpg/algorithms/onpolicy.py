@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import BehaviorCloner
@@ -26,7 +25,7 @@ from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSCon
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.diagnostics.sampling_error import sampling_error_metric
-from hybridpg.networks import Policy, ValueNet, draw_noise, make_adam
+from hybridpg.networks import Policy, ValueNet, clip_grad_norm, draw_noise, make_adam
 
 
 class OnPolicyAgent(Agent):
@@ -206,7 +205,7 @@ class OnPolicyAgent(Agent):
                 loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+                clip_grad_norm(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
                 stats = {"pg": pg_loss, "v": v_loss, "ent": ent}
             if stop:

@@ -12,10 +12,9 @@ ROS takes one plain gradient step that LOWERS log pi_phi of the buffer's actions
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from hybridpg.config import OnPolicyConfig
-from hybridpg.networks import Policy, kl_from
+from hybridpg.networks import Policy, clip_grad_norm, kl_from
 
 
 def props_update(
@@ -36,6 +35,7 @@ def props_update(
         ref_logp, _ = reference.log_prob_from(ref_out, actions)
         ref_log_std = reference.log_std.detach()
     mb_size = max(n // cfg.props_minibatches, 1)
+    behavior_params = [p for p in behavior.parameters() if p.requires_grad]
     epochs_run, steps, stopped = 0, 0, False
     kl = torch.zeros(())
     clipfrac = torch.zeros(())
@@ -65,7 +65,7 @@ def props_update(
             loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * kl_to_theta.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(behavior.parameters(), 0.5, foreach=True)
+            clip_grad_norm(behavior_params, 0.5)
             optimizer.step()
             steps += 1
         if stopped:

@@ -1,0 +1,42 @@
+"""LeanAdam takes exactly torch.optim.Adam's steps and shares its checkpoint layout."""
+
+import copy
+
+import torch
+from torch import nn
+
+from hybridpg.optim import LeanAdam
+
+
+def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+    ref = copy.deepcopy(net)
+    ours = LeanAdam(net.parameters(), lr=3e-3, eps=1e-5)
+    theirs = torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
+    for i in range(50):
+        x = torch.randn(32, 5)
+        for model, opt in ((net, ours), (ref, theirs)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+        if i == 20:  # learning-rate annealing edits param_groups in place
+            for opt in (ours, theirs):
+                opt.param_groups[0]["lr"] = 1e-3
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # the state layout is torch's, so the two load each other's checkpoints
+    theirs_again = torch.optim.Adam(ref.parameters(), lr=1e-3, eps=1e-5)
+    theirs_again.load_state_dict(ours.state_dict())
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        for p, q in zip(net.parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(ours.state[p][key], theirs_again.state[q][key], rtol=1e-5, atol=1e-7)
+
+
+def test_lean_adam_skips_parameters_without_gradients():
+    frozen = nn.Parameter(torch.ones(3))
+    live = nn.Parameter(torch.ones(3))
+    opt = LeanAdam([frozen, live], lr=0.1)
+    live.grad = torch.ones(3)
+    opt.step()
+    assert torch.equal(frozen, torch.ones(3)) and bool((live < 1).all())
