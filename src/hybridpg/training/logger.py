@@ -7,11 +7,14 @@ Names used across algorithms: ``charts/episode_return``, ``charts/episode_length
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from pathlib import Path
 from typing import Any
+
+from hybridpg.errors import HybridPGError
 
 
 class MetricLogger:
@@ -35,25 +38,41 @@ class MetricLogger:
         record: dict[str, float] = {"step": step, "time": round(time.perf_counter() - self.start, 3), **clean}
         self.history.append(record)
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
+            try:
+                self._file.write(json.dumps(record) + "\n")
+            except OSError as exc:  # full disk or a folder that became read-only
+                raise self._write_error(exc) from None
         if self._tb is not None:
             for name, value in clean.items():
                 self._tb.add_scalar(name, value, step)
 
+    def _write_error(self, exc: OSError) -> HybridPGError:
+        assert self.run_dir is not None
+        return HybridPGError(
+            f"cannot write metrics to {self.run_dir / 'metrics.jsonl'}: {exc.strerror or exc}; "
+            "the last checkpoint is intact"
+        )
+
     def flush(self) -> None:
         if self._file is not None:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as exc:
+                raise self._write_error(exc) from None
         if self._tb is not None:
             self._tb.flush()
 
     def close(self) -> None:
-        self.flush()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        try:
+            self.flush()
+        finally:  # release the files even when the last flush failed
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()
+                self._file = None
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
