@@ -150,14 +150,6 @@ def test_cli_read_only_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
         parent.chmod(0o700)
 
 
-def test_full_disk_is_one_line_and_keeps_the_last_checkpoint() -> None:
-    pytest.skip(
-        "a full filesystem needs a tiny tmpfs, which needs mount privileges the test runner lacks; "
-        "save_checkpoint turns any OSError (ENOSPC included) into CheckpointError and writes via temp+rename, "
-        "so the previous checkpoint is untouched (see docs/reliability.md)"
-    )
-
-
 # -- checkpoints ------------------------------------------------------------------------------------------
 TINY: dict[str, Any] = {"n_steps": 64, "behavior_steps": 64, "n_minibatches": 2, "n_epochs": 1, "hidden_sizes": (8,),
         "eval_freq": 0, "eval_episodes": 1}
