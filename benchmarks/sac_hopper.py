@@ -73,9 +73,10 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default=None, help="write all results as JSON here")
+    p.add_argument("--libs", nargs="+", default=["hybridpg", "sb3"], choices=["hybridpg", "sb3"])
     args = p.parse_args()
     jobs = [(lib, s, args.steps, args.learning_starts, args.eval_episodes)
-            for s in args.seeds for lib in ("hybridpg", "sb3")]
+            for s in args.seeds for lib in args.libs]
     results = []
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, jobs):
@@ -87,7 +88,7 @@ def main() -> None:
     print(f"\nHopper-v5, {args.steps} steps, seeds {args.seeds}, {args.eval_episodes} eval episodes each")
     print(f"{'library':9s} | mean final return | 95% CI | wall s (median)")
     summary = {}
-    for lib in ("hybridpg", "sb3"):
+    for lib in args.libs:
         rows = sorted((r for r in results if r["lib"] == lib), key=lambda r: r["seed"])
         scores = np.array([[r["eval_mean"]] for r in rows])  # (runs, tasks=1)
         est = aggregate_with_ci({lib: scores}, metrics=("mean",), seed=0)[lib]["mean"]

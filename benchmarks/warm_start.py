@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=50_000)
     parser.add_argument("--bc-steps", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (to add seeds to a results file)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/warm_start.jsonl"))
@@ -70,7 +71,7 @@ def main() -> None:
     print(json.dumps({"teacher_steps": args.teacher_steps, "teacher_return": teacher_return}), flush=True)
     jobs = [{"env": args.env, "method": m, "seed": s, "budget": args.budget, "dataset": dataset, "root": root,
              "bc_steps": args.bc_steps, "eval_episodes": args.eval_episodes}
-            for s in range(args.seeds) for m in ("props", "props-bc")]
+            for s in range(args.seed_start, args.seed_start + args.seeds) for m in ("props", "props-bc")]
     with ProcessPoolExecutor(args.jobs) as pool, open(args.out, "a") as out:
         out.write(json.dumps({"teacher_steps": args.teacher_steps, "teacher_return": teacher_return}) + "\n")
         for result in pool.map(run_one, jobs):
