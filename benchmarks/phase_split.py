@@ -13,21 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from throughput import SB3_DEFAULTS  # the same settings as the SB3 comparison (same folder)
+
 import hybridpg.algorithms.onpolicy as onpolicy
 from hybridpg import PPO, PROPS
-
-SB3_DEFAULTS: dict[str, Any] = dict(
-    n_steps=2048,
-    n_minibatches=32,
-    target_kl=None,
-    anneal_lr=False,
-    clip_vloss=False,
-    norm_obs=False,
-    norm_reward=False,
-    eval_freq=0,
-    checkpoint_freq=0,
-    se_freq=0,
-)
 
 
 def timed(totals: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
