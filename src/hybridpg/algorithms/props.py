@@ -38,7 +38,7 @@ def props_update(
     behavior_params = [p for p in behavior.parameters() if p.requires_grad]
     epochs_run, steps, stopped = 0, 0, False
     kl = torch.zeros(())
-    clipfrac = torch.zeros(())
+    ratio = torch.ones(1)
     loss = torch.zeros(())
     # one gather per epoch of every per-sample column, then cheap slices per minibatch
     act_shape = actions.shape[1:]
@@ -56,7 +56,6 @@ def props_update(
             ratio = log_ratio.exp()
             with torch.no_grad():
                 kl = ((ratio - 1) - log_ratio).mean()  # sample estimate of KL(pi_theta || pi_phi)
-                clipfrac = ((ratio - 1).abs() > cfg.props_clip).float().mean()
             if kl.item() > cfg.props_target_kl:
                 stopped = True
                 break
@@ -72,7 +71,8 @@ def props_update(
             break
     return {
         "props/behavior_kl": float(kl),
-        "props/clipfrac": float(clipfrac),
+        # of the last minibatch seen: a diagnostic, so computed once here rather than on every minibatch
+        "props/clipfrac": float(((ratio.detach() - 1).abs() > cfg.props_clip).float().mean()),
         "props/loss": float(loss.detach()),
         "props/epochs_run": float(epochs_run),
         "props/grad_steps": float(steps),
