@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from _results import run_and_append  # benchmarks/_results.py
 
 ENV_IDS = {"continuous": "hybridpg/CombinationLockContinuous-v0", "discrete": "hybridpg/CombinationLock-v0"}
 METHODS = ("hnpg", "ppo", "ppo-bc")
@@ -99,11 +98,7 @@ def main() -> None:
                   "dataset": dataset, "root": root, "window": args.window}
                  for s in range(args.seeds) for m in args.methods]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(args.jobs) as pool, open(args.out, "a") as out:
-        for result in pool.map(run_one, jobs):
-            out.write(json.dumps(result) + "\n")
-            out.flush()
-            print(json.dumps(result), flush=True)
+    run_and_append(run_one, jobs, args.jobs, args.out)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ import argparse
 import json
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from _results import run_and_append  # benchmarks/_results.py
 
 
 def teacher_dataset(env_id: str, steps: int, episodes: int, root: str) -> tuple[str, float]:
@@ -72,12 +72,8 @@ def main() -> None:
     jobs = [{"env": args.env, "method": m, "seed": s, "budget": args.budget, "dataset": dataset, "root": root,
              "bc_steps": args.bc_steps, "eval_episodes": args.eval_episodes}
             for s in range(args.seed_start, args.seed_start + args.seeds) for m in ("props", "props-bc")]
-    with ProcessPoolExecutor(args.jobs) as pool, open(args.out, "a") as out:
-        out.write(json.dumps({"teacher_steps": args.teacher_steps, "teacher_return": teacher_return}) + "\n")
-        for result in pool.map(run_one, jobs):
-            out.write(json.dumps(result) + "\n")
-            out.flush()
-            print(json.dumps(result), flush=True)
+    header = {"teacher_steps": args.teacher_steps, "teacher_return": teacher_return}
+    run_and_append(run_one, jobs, args.jobs, args.out, header=header)
 
 
 if __name__ == "__main__":
