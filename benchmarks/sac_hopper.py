@@ -83,6 +83,9 @@ def main() -> None:
             line = f"{r['lib']:9s} seed {r['seed']}: return {r['eval_mean']:8.1f}  ({r['wall_s']:.0f} s)"
             print(line, flush=True)
             results.append(r)
+            if args.out:  # rewritten after every run, so a killed benchmark keeps what it finished
+                with open(args.out, "w") as f:
+                    json.dump({"args": vars(args), "runs": results}, f, indent=2)
     from hybridpg.stats import aggregate_with_ci
 
     print(f"\nHopper-v5, {args.steps} steps, seeds {args.seeds}, {args.eval_episodes} eval episodes each")
@@ -90,6 +93,8 @@ def main() -> None:
     summary = {}
     for lib in args.libs:
         rows = sorted((r for r in results if r["lib"] == lib), key=lambda r: r["seed"])
+        if not rows:
+            continue
         scores = np.array([[r["eval_mean"]] for r in rows])  # (runs, tasks=1)
         est = aggregate_with_ci({lib: scores}, metrics=("mean",), seed=0)[lib]["mean"]
         point, lo, hi = est.point, est.low, est.high

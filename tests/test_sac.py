@@ -16,7 +16,7 @@ from hybridpg import SAC
 from hybridpg.algorithms.sac import LOG_STD_MIN, EnsembleCritic, squash
 from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
-from hybridpg.errors import EnvError
+from hybridpg.errors import ConfigError, EnvError
 from hybridpg.training.evaluate import evaluate
 
 SMALL: dict[str, Any] = {"hidden_sizes": (32, 32), "learning_starts": 100, "batch_size": 32, "log_freq": 50,
@@ -187,3 +187,24 @@ def test_sac_solves_pendulum() -> None:
     result = evaluate(agent, "Pendulum-v1", n_episodes=10, seed=123)
     agent.close()
     assert result.mean > -300, result.returns
+
+
+def test_bf16_hidden_matmuls_track_fp32_and_keep_fp32_state() -> None:
+    """matmul_precision='bfloat16' rounds only hidden-to-hidden matmul operands: outputs stay close
+    to the fp32 network with the same weights, and every parameter and output stays fp32."""
+    fp32 = SAC("Pendulum-v1", seed=0, **SMALL)
+    bf16 = SAC("Pendulum-v1", seed=0, **{**SMALL, "matmul_precision": "bfloat16"})
+    obs, actions = torch.randn(64, 3), torch.rand(64, 1) * 2 - 1
+    q32, q16 = fp32.critic(obs, actions), bf16.critic(obs, actions)
+    mean32, mean16 = fp32.actor(obs)[0], bf16.actor(obs)[0]
+    assert q16.dtype == mean16.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in bf16.critic.parameters())
+    assert not torch.equal(q32, q16)  # the bf16 path really ran
+    assert torch.allclose(q32, q16, rtol=0.02, atol=0.02) and torch.allclose(mean32, mean16, rtol=0.02, atol=0.02)
+    fp32.close()
+    bf16.close()
+
+
+def test_matmul_precision_rejects_unknown_dtype() -> None:
+    with pytest.raises(ConfigError, match="matmul_precision"):
+        SAC("Pendulum-v1", seed=0, **{**SMALL, "matmul_precision": "float16"})

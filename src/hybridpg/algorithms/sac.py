@@ -40,7 +40,14 @@ def _uniform_(t: torch.Tensor, fan_in: int) -> torch.Tensor:
 class SquashedGaussianActor(nn.Module):
     """u ~ N(mu(s), sigma(s)) with a state-dependent, clamped log-std; a = tanh(u) in [-1, 1]^A."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_scale_sum: float) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden: tuple[int, ...],
+        log_scale_sum: float,
+        hidden_dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip((obs_dim, *hidden[:-1]), hidden, strict=True):
@@ -50,9 +57,19 @@ class SquashedGaussianActor(nn.Module):
         self.action_dim = action_dim
         # log|d(env action)/d(tanh u)|: the affine map to the bounds shifts log pi by a constant
         self.log_scale_sum = log_scale_sum
+        self.hidden_dtype = hidden_dtype
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
+        if self.hidden_dtype == torch.float32:
+            h = self.trunk(obs)
+        else:
+            h = obs
+            for i, layer in enumerate(self.trunk):
+                if isinstance(layer, nn.Linear) and i > 0:
+                    h = _hidden_matmul(h, layer.weight.t(), self.hidden_dtype) + layer.bias
+                else:
+                    h = layer(h)
+        mean, log_std = self.head(h).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +77,15 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self(obs)
         noise = torch.randn_like(mean)
         return squash(mean + log_std.exp() * noise, noise, log_std, self.log_scale_sum)
+
+
+def _hidden_matmul(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x @ w with both operands rounded to ``dtype`` (the kernel accumulates in fp32), result in fp32.
+
+    Only hidden-to-hidden layers take this path: inputs, output heads, biases, losses, weights and
+    optimizer state stay fp32, so Q values and log-probs keep full precision.
+    """
+    return torch.matmul(x.to(dtype), w.to(dtype)).float()
 
 
 def squash(
@@ -77,8 +103,9 @@ def squash(
 class EnsembleCritic(nn.Module):
     """``n`` independent Q(s, a) MLPs whose weights are stacked on a leading ensemble dimension."""
 
-    def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...], hidden_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
+        self.hidden_dtype = hidden_dtype
         sizes = (in_dim, *hidden, 1)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -94,7 +121,12 @@ class EnsembleCritic(nn.Module):
             if detached:
                 w, b = w.detach(), b.detach()
             # the first layer broadcasts the shared (batch, in) input over the ensemble
-            x = torch.matmul(x, w) + b if i == 0 else torch.baddbmm(b, x, w)
+            if i == 0:
+                x = torch.matmul(x, w) + b
+            elif i < last and self.hidden_dtype != torch.float32:
+                x = _hidden_matmul(x, w, self.hidden_dtype) + b
+            else:
+                x = torch.baddbmm(b, x, w)
             if i < last:
                 x = torch.relu(x)
         return x.squeeze(-1)
@@ -116,9 +148,11 @@ class SAC(Agent):
         self.action_dim = low.size
         self.action_scale, self.action_bias = (high - low) / 2.0, (high + low) / 2.0
         log_scale_sum = float(np.log(self.action_scale).sum())
-        self.actor = SquashedGaussianActor(self.obs_dim, self.action_dim, cfg.hidden_sizes, log_scale_sum)
-        self.critic = EnsembleCritic(2, self.obs_dim + self.action_dim, cfg.hidden_sizes)
-        self.critic_target = EnsembleCritic(2, self.obs_dim + self.action_dim, cfg.hidden_sizes)
+        hidden_dtype = getattr(torch, cfg.matmul_precision)
+        self.actor = SquashedGaussianActor(self.obs_dim, self.action_dim, cfg.hidden_sizes, log_scale_sum, hidden_dtype)
+        in_dim = self.obs_dim + self.action_dim
+        self.critic = EnsembleCritic(2, in_dim, cfg.hidden_sizes, hidden_dtype)
+        self.critic_target = EnsembleCritic(2, in_dim, cfg.hidden_sizes, hidden_dtype)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), requires_grad=cfg.autotune)

@@ -170,7 +170,8 @@ def write_outputs(out: Path, new_rows: list[dict[str, Any]]) -> list[dict[str, A
     rows = read_rows(jsonl)
     tmp = out / "sampling_error.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["env", "method", "target", "seed", "samples", "se"])
+        fields = ["env", "method", "target", "seed", "samples", "se"]
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out / "sampling_error.csv")
