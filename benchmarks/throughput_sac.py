@@ -21,7 +21,7 @@ import sys
 import time
 
 
-def child(lib: str, warmup: int, steps: int, threads: int, compile_: bool) -> dict[str, float]:
+def child(lib: str, warmup: int, steps: int, threads: int, compile_: bool, bf16: bool) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(threads)
@@ -29,7 +29,7 @@ def child(lib: str, warmup: int, steps: int, threads: int, compile_: bool) -> di
         from hybridpg import SAC
 
         agent = SAC("Hopper-v5", seed=0, learning_starts=warmup, torch_threads=threads, compile=compile_,
-                    eval_freq=0, checkpoint_freq=0, eval_episodes=1)
+                    matmul_precision="bfloat16" if bf16 else "float32", eval_freq=0, checkpoint_freq=0, eval_episodes=1)
         agent.learn(warmup, progress=False)
         t0, c0 = time.perf_counter(), time.process_time()
         # the final 1-episode evaluation that learn() always runs is included (a few ms)
@@ -52,9 +52,10 @@ def child(lib: str, warmup: int, steps: int, threads: int, compile_: bool) -> di
     return {"sps": steps / wall, "cpu_sps": steps / cpu, "peak_mib": peak_mib}
 
 
-def measure(lib: str, args: argparse.Namespace, threads: int, compile_: bool = False) -> dict[str, float]:
+def measure(lib: str, args: argparse.Namespace, threads: int, compile_: bool = False, bf16: bool = False
+            ) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", lib, "--warmup", str(args.warmup), "--steps", str(args.steps),
-           "--threads", str(threads)] + (["--compile"] if compile_ else [])
+           "--threads", str(threads)] + (["--compile"] if compile_ else []) + (["--bf16"] if bf16 else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -67,20 +68,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000, help="timed env steps, each with a gradient step")
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--compile", action="store_true", help="also measure hybridpg with compile=True")
+    p.add_argument("--bf16", action="store_true", help="also measure hybridpg with matmul_precision=bfloat16")
     p.add_argument("--child", choices=["hybridpg", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--out", default=None)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.warmup, args.steps, args.threads[0], args.compile)))
+        print(json.dumps(child(args.child, args.warmup, args.steps, args.threads[0], args.compile, args.bf16)))
         return
-    variants = [(lib, t, False) for t in args.threads for lib in ("hybridpg", "sb3")]
+    variants = [(lib, t, False, False) for t in args.threads for lib in ("hybridpg", "sb3")]
     if args.compile:
-        variants += [("hybridpg", t, True) for t in args.threads]
+        variants += [("hybridpg", t, True, False) for t in args.threads]
+    if args.bf16:
+        variants += [("hybridpg", t, False, True) for t in args.threads]
     runs: dict[str, list[dict[str, float]]] = {}
     for r in range(args.repeats):
-        for lib, t, c in variants:
-            name = f"{lib}{' compile' if c else ''} threads={t}"
-            res = measure(lib, args, t, c)
+        for lib, t, c, b in variants:
+            name = f"{lib}{' compile' if c else ''}{' bf16' if b else ''} threads={t}"
+            res = measure(lib, args, t, c, b)
             runs.setdefault(name, []).append(res)
             print(f"repeat {r}: {name:26s} {res['sps']:7.1f} sps  peak {res['peak_mib']:5.0f} MiB", flush=True)
     print(f"\nHopper-v5 SAC, {args.steps} timed steps after {args.warmup} warm-up, medians of {args.repeats}")

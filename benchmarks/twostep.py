@@ -5,7 +5,11 @@ sampling error can make an agent give up on s1 before it has seen the 2 often en
 share the network and batch settings below; PROPS adds b = 2 and its behavior policy. An agent has
 converged when its deterministic policy earns 2.
 
-    python benchmarks/twostep.py --seeds 50 --steps 40000
+The settings make sampling error matter, as in the paper's illustration: small batches (n = 32,
+i.e. 16 episodes) and a large step size (lr 0.1), so one unlucky batch can tip s0 towards s2.
+The live SE diagnostic is off (it never changes training, only costs time).
+
+    python benchmarks/twostep.py --seeds 50 --steps 40000 --workers 2 --out benchmarks/results/twostep.jsonl
 """
 
 from __future__ import annotations
@@ -19,15 +23,13 @@ from typing import Any
 import gymnasium as gym
 
 import hybridpg.envs  # noqa: F401  (registers hybridpg/TwoStep-v0)
-from hybridpg import PPO, PROPS
 from hybridpg.diagnostics.fixed_target import mean_ci
 
 ENV = "hybridpg/TwoStep-v0"
-# a 2-step MDP needs neither wide networks nor long batches
 # (for PPO, behavior_steps is only the collection chunk: it changes nothing in learning)
-SHARED: dict[str, Any] = {"hidden_sizes": (16, 16), "n_steps": 128, "behavior_steps": 64, "n_minibatches": 4,
-                          "learning_rate": 1e-3, "eval_freq": 0, "checkpoint_freq": 0}
-PROPS_ONLY: dict[str, Any] = {"buffer_batches": 2, "props_minibatches": 4}
+SHARED: dict[str, Any] = {"hidden_sizes": (16, 16), "n_steps": 32, "behavior_steps": 16, "n_minibatches": 1,
+                          "learning_rate": 0.1, "se_freq": 0, "eval_freq": 0, "checkpoint_freq": 0}
+PROPS_ONLY: dict[str, Any] = {"buffer_batches": 2, "props_minibatches": 1, "props_lr": 0.01}
 
 
 def greedy_return(agent: Any) -> float:
@@ -42,28 +44,44 @@ def greedy_return(agent: Any) -> float:
     return total
 
 
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from hybridpg import PPO, PROPS
+
+    torch.set_num_threads(1)
+    cls, extra = (PPO, {}) if job["method"] == "ppo" else (PROPS, PROPS_ONLY)
+    t0 = time.perf_counter()
+    agent = cls(ENV, seed=job["seed"], **SHARED, **extra)
+    agent.learn(job["steps"], progress=False)
+    ret = greedy_return(agent)
+    agent.close()
+    return {**job, "greedy_return": ret, "converged": ret == 2.0, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
 def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _results import run_and_append
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, default=50)
+    p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--steps", type=int, default=40_000)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/bench-twostep.jsonl"))
     args = p.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[float]] = {"ppo": [], "props": []}
-    for seed in range(args.seeds):
-        for name, cls, extra in (("ppo", PPO, {}), ("props", PROPS, PROPS_ONLY)):
-            t0 = time.perf_counter()
-            agent = cls(ENV, seed=seed, **SHARED, **extra)
-            agent.learn(args.steps)
-            ret = greedy_return(agent)
-            agent.close()
-            results[name].append(float(ret == 2.0))
-            with open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"method": name, "seed": seed, "steps": args.steps, "greedy_return": ret}) + "\n")
-            print(f"{name} seed {seed}: greedy return {ret} ({time.perf_counter() - t0:.0f}s)", flush=True)
-    for name, hits in results.items():
-        mean, half = mean_ci(hits)
-        print(f"{name}: {sum(hits):.0f}/{len(hits)} converged to 2 ({100 * mean:.0f}% +- {100 * half:.0f}%)")
+    jobs = [{"method": m, "seed": s, "steps": args.steps}
+            for s in range(args.seed_start, args.seed_start + args.seeds) for m in ("ppo", "props")]
+    run_and_append(run_one, jobs, args.workers, args.out)
+    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    for method in ("ppo", "props"):
+        hits = [float(r["converged"]) for r in rows if r.get("method") == method and r.get("steps") == args.steps]
+        if hits:
+            mean, half = mean_ci(hits)
+            print(f"{method}: {sum(hits):.0f}/{len(hits)} converged to 2 ({100 * mean:.0f}% +- {100 * half:.0f}%)")
 
 
 if __name__ == "__main__":

@@ -180,9 +180,10 @@ def test_checkpoint_without_replay_buffer_resumes_with_policy_refill(tmp_path: P
 
 
 @pytest.mark.slow
-def test_sac_solves_pendulum() -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_sac_solves_pendulum(precision: str) -> None:
     agent = SAC("Pendulum-v1", seed=0, hidden_sizes=(64, 64), learning_starts=1000, eval_freq=0,
-                checkpoint_freq=0)
+                checkpoint_freq=0, matmul_precision=precision)
     agent.learn(7000, progress=False)
     result = evaluate(agent, "Pendulum-v1", n_episodes=10, seed=123)
     agent.close()
