@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridpg.diagnostics.fixed_target import PROPS_KNOBS, mean_ci, run_fixed_target, write_outputs
+from hybridpg.diagnostics.fixed_target import PROPS_KNOBS, mean_ci, props_overrides, run_fixed_target, write_outputs
 
 
 def _at(rows: list[dict[str, Any]], env: str, method: str, samples: int) -> dict[int, float]:
@@ -94,10 +94,7 @@ def main() -> None:
     for knob in PROPS_KNOBS:
         p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None, help="PROPS setting (default: config)")
     args = p.parse_args()
-    overrides = {k: getattr(args, k) for k in PROPS_KNOBS if getattr(args, k) is not None}
-    for k in ("props_minibatches", "props_epochs"):
-        if k in overrides:
-            overrides[k] = int(overrides[k])
+    overrides = props_overrides(args)
     if args.overhead is not None:
         for env in args.env:
             overhead(env, args.overhead, args.se_freq, args.se_epochs)
@@ -111,8 +108,6 @@ def main() -> None:
                 record = None if args.record_at is None else [b for b in args.record_at if b <= batches]
                 new = run_fixed_target(env, method, "random", seed, batches, args.batch_size, args.se_epochs,
                                        overrides=overrides if method == "props" else None, record_at=record)
-                for row in new:
-                    row.update({f"cfg_{k}": v for k, v in overrides.items()} if method == "props" else {})
                 write_outputs(args.out, new)  # appended as it goes: a killed run keeps its finished seeds
                 rows += new
                 print(f"{env} {method} seed {seed}: SE {new[-1]['se']:.5f} at {new[-1]['samples']} "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from _results import run_and_append  # benchmarks/_results.py
 
 import hybridpg.envs  # noqa: F401  (registers hybridpg/TwoStep-v0)
 from hybridpg.diagnostics.fixed_target import mean_ci
@@ -60,11 +61,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _results import run_and_append
-
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=int, default=50)
     p.add_argument("--seed-start", type=int, default=0)

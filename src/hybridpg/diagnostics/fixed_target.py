@@ -170,8 +170,7 @@ def write_outputs(out: Path, new_rows: list[dict[str, Any]]) -> list[dict[str, A
     rows = read_rows(jsonl)
     tmp = out / "sampling_error.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        fields = ["env", "method", "target", "seed", "samples", "se"]
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=["env", "method", "target", "seed", "samples", "se"])
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out / "sampling_error.csv")
@@ -225,17 +224,23 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=_main)
 
 
+def props_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--props-*`` options that were given, as config fields (counts as ints)."""
+    out: dict[str, Any] = {}
+    for knob in PROPS_KNOBS:
+        value = getattr(args, knob)
+        if value is not None:
+            out[knob] = int(value) if knob in ("props_minibatches", "props_epochs") else value
+    return out
+
+
 def _main(args: argparse.Namespace) -> int:
     methods = parse_methods(args.method)
     if args.seeds < 1:
         raise ConfigError(f"--seeds={args.seeds}: must be >= 1")
     if args.target != "random" and not Path(args.target).exists():
         raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
-    overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr}
-    for knob in PROPS_KNOBS:
-        value = getattr(args, knob)
-        if value is not None:
-            overrides[knob] = int(value) if knob in ("props_minibatches", "props_epochs") else value
+    overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr, **props_overrides(args)}
     for method in methods:  # a bad setting fails here, before any folder is made
         PPOBufferConfig.from_dict({**overrides, "n_steps": args.batch_size, "buffer_batches": args.batches,
                                    "num_envs": 1, "behavior": METHODS[method]})
