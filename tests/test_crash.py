@@ -22,7 +22,10 @@ from hybridpg.cli import main
 from hybridpg.training.checkpoint import load_checkpoint
 
 N_STEPS = 128  # checkpoint_freq=1: one checkpoint per update, i.e. every N_STEPS env steps
-TOTAL = 3072
+# long enough that the progress bar (redrawn every 0.25 s) shows every kill target before the run
+# ends: on an idle box this config runs several thousand steps/s, so 3072 steps could finish
+# between two redraws and the test would find nothing to kill
+TOTAL = 12288
 ARGS = ["--algo", "ppo", "--env", "CartPole-v1", "--total-timesteps", str(TOTAL), "--seed", "7",
         "--n-steps", str(N_STEPS), "--behavior-steps", "64", "--n-epochs", "1", "--n-minibatches", "2",
         "--hidden-sizes", "16,16", "--checkpoint-freq", "1", "--eval-freq", "0", "--eval-episodes", "1"]
@@ -80,7 +83,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, float]
 def test_sigkill_at_random_moments_then_resume(tmp_path: Path, reference: list[dict[str, float]]) -> None:
     run_dir = tmp_path / "run"
     rng = np.random.default_rng(0)
-    targets = np.sort(rng.choice(np.arange(200, TOTAL - 600), size=3, replace=False))
+    targets = np.sort(rng.choice(np.arange(200, TOTAL // 2), size=3, replace=False))
     argv = [*ARGS, "--run-dir", str(run_dir)]
     for target in targets:
         job = Training(argv, tmp_path)
