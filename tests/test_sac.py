@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from torch import distributions as D
 
 from hybridpg import SAC
-from hybridpg.algorithms.sac import LOG_STD_MIN, EnsembleCritic, squash
+from hybridpg.algorithms.sac import LOG_STD_MIN, EnsembleCritic, native_bf16_matmul, squash
 from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
 from hybridpg.errors import ConfigError, EnvError
@@ -194,7 +195,12 @@ def test_bf16_hidden_matmuls_track_fp32_and_keep_fp32_state() -> None:
     """matmul_precision='bfloat16' rounds only hidden-to-hidden matmul operands: outputs stay close
     to the fp32 network with the same weights, and every parameter and output stays fp32."""
     fp32 = SAC("Pendulum-v1", seed=0, **SMALL)
-    bf16 = SAC("Pendulum-v1", seed=0, **{**SMALL, "matmul_precision": "bfloat16"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bf16 = SAC("Pendulum-v1", seed=0, **{**SMALL, "matmul_precision": "bfloat16"})
+    # the slow emulated path is announced exactly where the CPU lacks bf16 units
+    emulated = [w for w in caught if "no bf16 matmul units" in str(w.message)]
+    assert len(emulated) == (0 if native_bf16_matmul() else 1)
     obs, actions = torch.randn(64, 3), torch.rand(64, 1) * 2 - 1
     q32, q16 = fp32.critic(obs, actions), bf16.critic(obs, actions)
     mean32, mean16 = fp32.actor(obs)[0], bf16.actor(obs)[0]

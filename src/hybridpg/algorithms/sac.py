@@ -14,6 +14,7 @@ The critic sees actions in [-1, 1] (the squashed sample); the env gets them scal
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -88,6 +89,14 @@ def _hidden_matmul(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torc
     return torch.matmul(x.to(dtype), w.to(dtype)).float()
 
 
+def native_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bf16 in hardware; without it oneDNN emulates bf16 (~50x slower
+    than fp32 for a 256x256 matmul on an AVX2-only EPYC, against ~3x faster with AVX512-BF16)."""
+    cpu: Any = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
 def squash(
     u: torch.Tensor, noise: torch.Tensor, log_std: torch.Tensor, log_scale_sum: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,6 +158,9 @@ class SAC(Agent):
         self.action_scale, self.action_bias = (high - low) / 2.0, (high + low) / 2.0
         log_scale_sum = float(np.log(self.action_scale).sum())
         hidden_dtype = getattr(torch, cfg.matmul_precision)
+        if hidden_dtype == torch.bfloat16 and not native_bf16_matmul():
+            warnings.warn("matmul_precision='bfloat16': this CPU has no bf16 matmul units (AVX512-BF16 or AMX), so "
+                          "bf16 matmuls are emulated and far slower than float32 (BENCHMARKS.md, SAC)", stacklevel=3)
         self.actor = SquashedGaussianActor(self.obs_dim, self.action_dim, cfg.hidden_sizes, log_scale_sum, hidden_dtype)
         in_dim = self.obs_dim + self.action_dim
         self.critic = EnsembleCritic(2, in_dim, cfg.hidden_sizes, hidden_dtype)
