@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from hybridpg.diagnostics.fixed_target import PROPS_KNOBS, mean_ci, props_overrides, run_fixed_target, write_outputs
+from hybridpg.diagnostics.fixed_target import (
+    FIXED_TARGET_PROPS,
+    PROPS_KNOBS,
+    mean_ci,
+    props_overrides,
+    run_fixed_target,
+    write_outputs,
+)
 
 
 def _at(rows: list[dict[str, Any]], env: str, method: str, samples: int) -> dict[int, float]:
@@ -92,7 +99,9 @@ def main() -> None:
                    help="instead: train PPO for STEPS with the live SE hook and report its share of wall time")
     p.add_argument("--se-freq", type=int, default=-1, help="with --overhead (default: auto)")
     for knob in PROPS_KNOBS:
-        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None, help="PROPS setting (default: config)")
+        default = FIXED_TARGET_PROPS.get(knob, "the PROPS config default")
+        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None,
+                       help=f"PROPS setting (default: {default})")
     args = p.parse_args()
     overrides = props_overrides(args)
     if args.overhead is not None:
