@@ -37,6 +37,8 @@ PROPS_KNOBS = ("props_lr", "props_target_kl", "props_lambda", "props_clip", "pro
 # score sum, of size ~sqrt(k/N) per sample; a 1/16 minibatch adds noise ~4x that size, so the
 # spec's RL setting (16 minibatches, lr 1e-3) spends its steps on noise: KL(theta||phi) stayed
 # ~0.005 and SE fell to only 0.84x on-policy. Chosen on held-out seeds 100-101 (BENCHMARKS.md).
+# It suits small batches (m) added to a large buffer; where one batch is as large as the buffer it
+# overshoots, so it is not the RL default.
 FIXED_TARGET_PROPS: dict[str, Any] = {"props_minibatches": 1, "props_epochs": 64, "props_lr": 3e-3}
 
 
