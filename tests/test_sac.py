@@ -181,6 +181,7 @@ def test_checkpoint_without_replay_buffer_resumes_with_policy_refill(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:matmul_precision='bfloat16'")  # the emulated-bf16 notice, tested below
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_sac_solves_pendulum(precision: str) -> None:
     agent = SAC("Pendulum-v1", seed=0, hidden_sizes=(64, 64), learning_starts=1000, eval_freq=0,
