@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from hybridpg.diagnostics.fixed_target import (
-    FIXED_TARGET_PROPS,
-    PROPS_KNOBS,
+    add_props_arguments,
     mean_ci,
     props_overrides,
     run_fixed_target,
@@ -98,10 +97,7 @@ def main() -> None:
     p.add_argument("--overhead", type=int, default=None, metavar="STEPS",
                    help="instead: train PPO for STEPS with the live SE hook and report its share of wall time")
     p.add_argument("--se-freq", type=int, default=-1, help="with --overhead (default: auto)")
-    for knob in PROPS_KNOBS:
-        default = FIXED_TARGET_PROPS.get(knob, "the PROPS config default")
-        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None,
-                       help=f"PROPS setting (default: {default})")
+    add_props_arguments(p)
     args = p.parse_args()
     overrides = props_overrides(args)
     if args.overhead is not None:

@@ -103,6 +103,11 @@ def _warm_up(agent: OnPolicyAgent, steps: int = 2048) -> OnPolicyAgent:
     return agent
 
 
+def experiment_config(batches: int, batch_size: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Config fields of the experiment's agent (the method's ``behavior`` is added per method)."""
+    return {"n_steps": batch_size, "buffer_batches": batches, "num_envs": 1, **FIXED_TARGET_PROPS, **(overrides or {})}
+
+
 def run_fixed_target(
     env: str | None,
     method: str,
@@ -118,9 +123,7 @@ def run_fixed_target(
     the 1-based batch numbers in ``record_at``: each estimate is a full pi_D fit)."""
     if batches < 1 or batch_size < 1 or se_epochs < 1:
         raise ConfigError("--batches, --batch-size and --se-epochs must be >= 1")
-    config = {"n_steps": batch_size, "buffer_batches": batches, "num_envs": 1, **FIXED_TARGET_PROPS,
-              **(overrides or {})}
-    agent = _build_agent(env, method, target, seed, config)
+    agent = _build_agent(env, method, target, seed, experiment_config(batches, batch_size, overrides))
     rows: list[dict[str, Any]] = []
     run = Run(agent, batches * batch_size, None, progress=False)
     try:
@@ -226,11 +229,17 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--se-epochs", type=int, default=1000)
     p.add_argument("--behavior-steps", type=int, default=256, help="m: steps between PROPS updates")
     p.add_argument("--ros-lr", type=float, default=1e-5)
-    for knob in PROPS_KNOBS:
-        default = FIXED_TARGET_PROPS.get(knob, "the PROPS config default")
-        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None, help=f"default: {default}")
+    add_props_arguments(p)
     p.add_argument("--out", type=Path, default=Path("runs/sampling-error"))
     p.set_defaults(func=_main)
+
+
+def add_props_arguments(p: argparse.ArgumentParser) -> None:
+    """``--props-lr`` etc.; unset ones keep FIXED_TARGET_PROPS, else the PROPS config default."""
+    for knob in PROPS_KNOBS:
+        default = FIXED_TARGET_PROPS.get(knob, "the PROPS config default")
+        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None,
+                       help=f"PROPS setting (default: {default})")
 
 
 def props_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,8 +260,8 @@ def _main(args: argparse.Namespace) -> int:
         raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
     overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr, **props_overrides(args)}
     for method in methods:  # a bad setting fails here, before any folder is made
-        PPOBufferConfig.from_dict({**FIXED_TARGET_PROPS, **overrides, "n_steps": args.batch_size,
-                                   "buffer_batches": args.batches, "num_envs": 1, "behavior": METHODS[method]})
+        PPOBufferConfig.from_dict({**experiment_config(args.batches, args.batch_size, overrides),
+                                   "behavior": METHODS[method]})
     try:  # fail before the (long) runs, not after
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
