@@ -34,10 +34,10 @@ def agent() -> Iterator[SAC]:
 def test_target_hand_case_terminated_zeroes_truncated_does_not(agent: SAC) -> None:
     # targets: Q1 = 5, Q2 = 3 everywhere (zero last-layer weights); actor: mean 0, minimal std
     with torch.no_grad():
-        agent.critic_target.weights[-1].zero_()
-        agent.critic_target.biases[-1].copy_(torch.tensor([5.0, 3.0]).view(2, 1, 1))
-        agent.actor.head.weight.zero_()
-        agent.actor.head.bias.copy_(torch.tensor([0.0, LOG_STD_MIN]))
+        agent.critic_target.mlp.w_out.zero_()
+        agent.critic_target.mlp.b_out.copy_(torch.tensor([5.0, 3.0]).view(2, 1, 1))
+        agent.actor.net.w_out.zero_()
+        agent.actor.net.b_out.copy_(torch.tensor([0.0, LOG_STD_MIN]).view(1, 1, 2))
     obs = torch.zeros(3, 3)
     # row 0 terminated, row 1 truncated (stored as terminated=0), row 2 ordinary
     b = Batch(obs, torch.zeros(3, 1), torch.tensor([1.0, 2.0, -1.0]), obs, torch.tensor([1.0, 0.0, 0.0]))
@@ -99,8 +99,8 @@ def test_ensemble_critic_equals_separate_networks() -> None:
     q = critic(obs, act)
     for j in range(2):
         h = x
-        for i, (w, b) in enumerate(zip(critic.weights, critic.biases, strict=True)):
-            h = h @ w[j] + b[j, 0]
+        for i, (w, b) in enumerate(critic.mlp.member_weights(j)):
+            h = h @ w + b
             h = torch.relu(h) if i < 2 else h
         assert torch.allclose(q[j], h.squeeze(-1), atol=1e-6)
 

@@ -4,10 +4,11 @@ Per gradient step: critic regression onto y = r + gamma (1 - terminated) (min_j 
 - alpha log pi(a'|s')), then actor loss mean(alpha log pi(a~|s) - min_j Q_j(s, a~)) on the updated
 critic, then the temperature loss -log alpha (log pi + target entropy), then Polyak averaging.
 
-Speed without changing the math: both critics (and both targets) are one ensemble whose layers are
-batched matmuls, so each evaluation is one call; the actor loss uses detached critic weights, so
-its backward computes only what the actor needs; batches are gathered by index from preallocated
-tensors; Polyak averaging is one fused ``_foreach_lerp_``; losses stay tensors until logged.
+Speed without changing the math: both critics (and both targets) are one ``EnsembleMLP`` whose
+layers are batched matmuls with a hand-written backward, so each evaluation is one call; the actor
+loss uses detached critic weights, so its backward computes only what the actor needs; batches are
+gathered by index from preallocated tensors; Adam is torch's fused kernel called directly; Polyak
+averaging is one fused ``_foreach_lerp_``; losses stay tensors until logged.
 The critic sees actions in [-1, 1] (the squashed sample); the env gets them scaled to its bounds.
 """
 
@@ -26,16 +27,12 @@ from torch import nn
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.config import SACConfig
 from hybridpg.data.replay import Batch, ReplayBuffer
+from hybridpg.ensemble_mlp import EnsembleMLP
 from hybridpg.networks import LOG_2PI
+from hybridpg.optim import LeanAdam
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 LOG_2 = math.log(2.0)
-
-
-def _uniform_(t: torch.Tensor, fan_in: int) -> torch.Tensor:
-    # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
-    bound = 1.0 / math.sqrt(fan_in)
-    return nn.init.uniform_(t, -bound, bound)
 
 
 class SquashedGaussianActor(nn.Module):
@@ -50,27 +47,13 @@ class SquashedGaussianActor(nn.Module):
         hidden_dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in zip((obs_dim, *hidden[:-1]), hidden, strict=True):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        self.trunk = nn.Sequential(*layers)
-        self.head = nn.Linear(hidden[-1], 2 * action_dim)
+        self.net = EnsembleMLP(1, obs_dim, hidden, 2 * action_dim, hidden_dtype)  # one member: (mean, log-std)
         self.action_dim = action_dim
         # log|d(env action)/d(tanh u)|: the affine map to the bounds shifts log pi by a constant
         self.log_scale_sum = log_scale_sum
-        self.hidden_dtype = hidden_dtype
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.hidden_dtype == torch.float32:
-            h = self.trunk(obs)
-        else:
-            h = obs
-            for i, layer in enumerate(self.trunk):
-                if isinstance(layer, nn.Linear) and i > 0:
-                    h = _hidden_matmul(h, layer.weight.t(), self.hidden_dtype) + layer.bias
-                else:
-                    h = layer(h)
-        mean, log_std = self.head(h).chunk(2, dim=-1)
+        mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,15 +61,6 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self(obs)
         noise = torch.randn_like(mean)
         return squash(mean + log_std.exp() * noise, noise, log_std, self.log_scale_sum)
-
-
-def _hidden_matmul(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """x @ w with both operands rounded to ``dtype`` (the kernel accumulates in fp32), result in fp32.
-
-    Only hidden-to-hidden layers take this path: inputs, output heads, biases, losses, weights and
-    optimizer state stay fp32, so Q values and log-probs keep full precision.
-    """
-    return torch.matmul(x.to(dtype), w.to(dtype)).float()
 
 
 def native_bf16_matmul() -> bool:
@@ -110,35 +84,15 @@ def squash(
 
 
 class EnsembleCritic(nn.Module):
-    """``n`` independent Q(s, a) MLPs whose weights are stacked on a leading ensemble dimension."""
+    """``n`` independent Q(s, a) MLPs as one ``EnsembleMLP``: each evaluation is one call for all."""
 
     def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...], hidden_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.hidden_dtype = hidden_dtype
-        sizes = (in_dim, *hidden, 1)
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            self.weights.append(nn.Parameter(_uniform_(torch.empty(n, fan_in, fan_out), fan_in)))
-            self.biases.append(nn.Parameter(_uniform_(torch.empty(n, 1, fan_out), fan_in)))
+        self.mlp = EnsembleMLP(n, in_dim, hidden, 1, hidden_dtype)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, detached: bool = False) -> torch.Tensor:
         """Q values, shape (n, batch). ``detached``: no gradient reaches the critic's weights."""
-        x = torch.cat([obs, actions], dim=-1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if detached:
-                w, b = w.detach(), b.detach()
-            # the first layer broadcasts the shared (batch, in) input over the ensemble
-            if i == 0:
-                x = torch.matmul(x, w) + b
-            elif i < last and self.hidden_dtype != torch.float32:
-                x = _hidden_matmul(x, w, self.hidden_dtype) + b
-            else:
-                x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.relu(x)
-        return x.squeeze(-1)
+        return self.mlp(torch.cat([obs, actions], dim=-1), detached).squeeze(-1)
 
 
 class SAC(Agent):
@@ -294,6 +248,6 @@ class SAC(Agent):
             self.buffer.load_state_dict(state["replay"])
 
 
-def _adam(params: Any, lr: float) -> torch.optim.Adam:
-    # fused Adam runs on CPU in torch >= 2.4: one kernel for all parameters of the optimizer
-    return torch.optim.Adam(params, lr=lr, fused=True)
+def _adam(params: Any, lr: float) -> LeanAdam:
+    # torch's fused Adam kernel (one pass over all parameters), minus torch.optim.Adam's bookkeeping
+    return LeanAdam(params, lr=lr, fused=True)
