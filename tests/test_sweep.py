@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +152,45 @@ def test_compare_on_a_sweep_root_writes_table_plots_and_report(
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') >= 2
     assert "hybridpg sweep --algos ppo,props" in html and f"hybridpg compare {sweep_root}" in html
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child that this sandbox's init has not reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_sigterm_stops_the_workers_too_and_their_runs_resume(tmp_path: Path) -> None:
+    """SIGTERM to a local sweep reaches its workers: each running run checkpoints, no worker outlives
+    the sweep, and the sweep exits 143 with one error line."""
+    argv = [sys.executable, "-m", "hybridpg.cli", "sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds",
+            "2", "--total-timesteps", "100000000", *_set_args(TINY), "--out", str(tmp_path), "--workers", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runs = [tmp_path / "CartPole-v1" / "ppo" / f"seed{s}" for s in (0, 1)]
+    try:
+        deadline = time.monotonic() + 180
+        while not all((r / "checkpoints" / "latest.pt").exists() for r in runs):
+            assert proc.poll() is None and time.monotonic() < deadline, "the runs never checkpointed"
+            time.sleep(0.5)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143
+    # stderr carries the progress lines, then one line for the stop and no traceback
+    assert err.strip().splitlines()[-1].startswith("interrupted: stopped by SIGTERM") and "Traceback" not in err, err
+    time.sleep(0.5)
+    assert not [pid for pid in workers if _running(pid)], "a worker outlived the sweep"
+    for run in runs:
+        assert run_state(run) == "resume"
+        assert "interrupted by SIGTERM" in (run / "error.txt").read_text()

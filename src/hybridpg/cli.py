@@ -227,9 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HybridPGError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # a local sweep stopped by SIGTERM raises a KeyboardInterrupt that carries 143
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,18 @@ not stop the others.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,11 +264,41 @@ class SweepProgress:
 # -- backends ---------------------------------------------------------------------------------------
 
 
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM stopped a local sweep after its running runs checkpointed (the CLI exits 143)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _forward_sigterm() -> Iterator[None]:
+    """SIGTERM to the sweep also reaches its workers, whose runs then checkpoint and stop (a rerun
+    resumes them); without this the sweep died alone and orphaned workers trained on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        del frame
+        for child in multiprocessing.active_children():
+            if child.pid is not None:
+                os.kill(child.pid, signum)
+        raise SweepTerminated("stopped by SIGTERM; the running runs saved checkpoints, and rerunning the same "
+                              "sweep command resumes them")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) -> None:
     """A spawn-context process pool; at most ``workers`` runs are in flight, so 'running' is exact."""
     queue = list(runs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    with _forward_sigterm(), ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                 initializer=_init_worker) as pool:
         in_flight: dict[Future[RunResult], RunSpec] = {}
         try:
             while queue or in_flight:
