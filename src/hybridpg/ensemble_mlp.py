@@ -5,7 +5,7 @@ spends as much time around the matmuls as in them. This one computes exactly the
 (same matmuls, same order; the tests compare it with autograd) with fewer passes over memory:
 
 - the first layer of all members is one ``(in, n*h)`` matmul on the shared input;
-- biases are added by ``baddbmm``, ReLU runs in place and backward masks the gradient in place;
+- biases are added inside ``baddbmm``, ReLU runs in place, and its backward is one masking pass;
 - the ``h -> 1`` output layer of a critic back-propagates by a broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
   critic) and the input gradient where the input needs none (the critic's own update).
