@@ -8,6 +8,13 @@ from torch import nn
 from hybridpg.optim import LeanAdam
 
 
+def _step_both(x: torch.Tensor, *pairs: tuple[nn.Module, torch.optim.Optimizer]) -> None:
+    for model, opt in pairs:
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+
+
 def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
@@ -16,10 +23,7 @@ def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
     theirs = torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
     for i in range(50):
         x = torch.randn(32, 5)
-        for model, opt in ((net, ours), (ref, theirs)):
-            opt.zero_grad()
-            model(x).pow(2).mean().backward()
-            opt.step()
+        _step_both(x, (net, ours), (ref, theirs))
         if i == 20:  # learning-rate annealing edits param_groups in place
             for opt in (ours, theirs):
                 opt.param_groups[0]["lr"] = 1e-3
@@ -41,10 +45,7 @@ def test_fused_lean_adam_is_bit_identical_to_torch_fused_adam_and_resumes():
     theirs = torch.optim.Adam(ref.parameters(), lr=3e-4, fused=True)
     for i in range(30):
         x = torch.randn(32, 5)
-        for model, opt in ((net, ours), (ref, theirs)):
-            opt.zero_grad()
-            model(x).pow(2).mean().backward()
-            opt.step()
+        _step_both(x, (net, ours), (ref, theirs))
         if i == 10:  # a checkpoint round trip mid-run keeps the same trajectory
             state = copy.deepcopy(ours.state_dict())
             ours = LeanAdam(net.parameters(), lr=3e-4, fused=True)
