@@ -34,6 +34,7 @@ BAD_BY_NAME: dict[str, list[Any]] = {
     "gamma": [0.0, 1.5], "gae_lambda": [-0.1, 1.1], "props_clip": [0.0, 1.0], "se_freq": [-2],
     "device": ["tpu"], "behavior": ["random"], "hidden_sizes": [(), (64, 0), 64],
     "n_steps": [0],
+    "env_kwargs": ["g", "=1", [1, 2], {"": 1}],
 }
 CONTEXT = {"horizon": {"finite_horizon": True}}  # fields that only matter together with another
 BAD_BY_TYPE: dict[Any, list[Any]] = {int: [-1], float: [float("nan"), -1.0], bool: ["maybe"], str: ["bogus"]}

@@ -51,6 +51,8 @@ def test_help_lists_every_config_field_with_default():
         (["--algo", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment id"),
         (["--algo", "nope"], "unknown algorithm"),
         (["--algo", "ppo", "--n-steps", "many"], "n_steps"),
+        (["--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "nope=1"], "unexpected keyword argument 'nope'"),
+        (["--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "g"], "expected key=value"),
     ],
 )
 def test_bad_config_is_one_error_line_and_no_run_folder(tmp_path: Path, argv: list[str], fragment: str):
@@ -61,6 +63,44 @@ def test_bad_config_is_one_error_line_and_no_run_folder(tmp_path: Path, argv: li
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], proc.stderr
     assert not run.exists()
+
+
+def test_env_kwargs_reach_training_evaluation_and_a_loaded_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from hybridpg.algorithms.base import Agent
+    from hybridpg.training.evaluate import evaluate
+
+    run = tmp_path / "run"
+    assert main(["train", "--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "g=2.5,max_episode_steps=40",
+                 "--total-timesteps", "256", "--n-steps", "128", "--behavior-steps", "64", "--eval-freq", "1",
+                 "--eval-episodes", "1", "--run-dir", str(run), "--progress", "off"]) == 0
+    # Pendulum's episodes last 200 steps unless max_episode_steps reached gym.make
+    lengths = {r["charts/episode_length"] for r in read_metrics(run / "metrics.jsonl") if "charts/episode_length" in r}
+    assert lengths == {40.0}
+    agent = Agent.load(run / "checkpoints" / "latest.pt")
+    try:
+        assert agent.config.env_kwargs == {"g": 2.5, "max_episode_steps": 40}
+        assert agent.vec.envs[0].unwrapped.g == 2.5  # type: ignore[attr-defined]
+        assert evaluate(agent, n_episodes=1).lengths == [40]
+    finally:
+        agent.close()
+    # an env instance given to load is used as it is: the saved kwargs are not applied to it
+    import gymnasium as gym
+
+    other = Agent.load(run / "checkpoints" / "latest.pt", env=gym.make("Pendulum-v1"))
+    assert other.config.env_kwargs == {}
+    other.close()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert "mean length 40.0" in capsys.readouterr().out
+
+
+def test_env_kwargs_text_takes_yaml_scalars() -> None:
+    from hybridpg.config import PPOConfig
+
+    text = "frame_skip=4, ctrl_cost_weight=0.5,terminate_when_unhealthy=false,mode=x"
+    cfg = PPOConfig.from_dict({"env_kwargs": text})
+    assert cfg.env_kwargs == {"frame_skip": 4, "ctrl_cost_weight": 0.5, "terminate_when_unhealthy": False, "mode": "x"}
+    assert PPOConfig.from_dict({"env_kwargs": {"g": 2}}).env_kwargs == {"g": 2}  # YAML mapping as it is
 
 
 def test_box_only_algorithm_on_discrete_space_is_rejected(tmp_path: Path):

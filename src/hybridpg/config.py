@@ -10,7 +10,7 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from hybridpg.errors import ConfigError
@@ -39,6 +39,9 @@ class BaseConfig:
     checkpoint_freq: int = 10
     torch_threads: int = 1
     device: str = "cpu"
+    # keyword arguments for gym.make (e.g. {"ctrl_cost_weight": 0.5}); saved with the run, so
+    # resume, evaluation and load rebuild the same env. CLI form: key=value,key=value
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -66,6 +69,12 @@ class BaseConfig:
         )
         _require(self.torch_threads >= 1, "torch_threads", self.torch_threads, "must be >= 1")
         _require(self.device in ("cpu", "cuda", "auto"), "device", self.device, "must be cpu, cuda or auto")
+        _require(
+            isinstance(self.env_kwargs, dict) and all(isinstance(k, str) and k for k in self.env_kwargs),
+            "env_kwargs",
+            self.env_kwargs,
+            "must be a mapping of keyword names to values, e.g. ctrl_cost_weight=0.5,frame_skip=4",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -235,6 +244,8 @@ def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
     if name not in hints:
         raise ConfigError(f"unknown config field '{name}' for {cls.algo}")
     target = hints[name]
+    if target == dict[str, Any]:
+        return _env_kwargs(name, value)
     if not isinstance(value, str):
         if target == tuple[int, ...] and isinstance(value, list | tuple):
             return tuple(int(v) for v in value)
@@ -273,6 +284,26 @@ def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
     except ValueError as exc:
         kind = getattr(target, "__name__", target)
         raise ConfigError(f"config field '{name}'={value!r}: not a valid {kind}") from exc
+
+
+def _env_kwargs(name: str, value: Any) -> dict[str, Any]:
+    """A mapping as it is (YAML, the API) or ``key=value,key=value`` text with YAML scalar values."""
+    import yaml
+
+    if isinstance(value, dict):
+        return dict(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"config field '{name}'={value!r}: must be a mapping, e.g. key=value,key=value")
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"config field '{name}'={value!r}: expected key=value,key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = text
+    return out
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -55,7 +55,7 @@ class Agent:
         torch.manual_seed(self.seed)
         self.np_rng = np.random.default_rng(self.seed)
         self.torch_rng = torch.Generator().manual_seed(self.seed)
-        self.vec = VecEnv(env, config.num_envs, config.async_envs, seed=self.seed)
+        self.vec = VecEnv(env, config.num_envs, config.async_envs, seed=self.seed, env_kwargs=config.env_kwargs)
         self.observation_space = self.vec.single_observation_space
         self.action_space = self.vec.single_action_space
         if config.box_only and not isinstance(self.action_space, gym.spaces.Box):
@@ -236,7 +236,10 @@ class Agent:
         """Rebuild an agent from a checkpoint file or run folder (``env`` defaults to the saved id)."""
         state = load_checkpoint(path, expect_algo=None)
         agent_cls = cls if cls.config_cls.algo == state["algo"] else _agent_class(state["algo"], cls)
-        config = agent_cls.config_cls.from_dict({**state["config"], **overrides})
+        saved = dict(state["config"])
+        if env is not None and not isinstance(env, str) and "env_kwargs" not in overrides:
+            saved["env_kwargs"] = {}  # an Env instance or factory given here is used as it is
+        config = agent_cls.config_cls.from_dict({**saved, **overrides})
         agent = agent_cls(env if env is not None else state["env_id"], seed=int(state["seed"]), config=config)
         agent.load_state_dict(state)
         p = Path(path)

@@ -32,6 +32,8 @@ def _ensure_registered() -> None:
 
 def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
     """A picklable-enough factory for one env; validates the id eagerly with a clear error."""
+    if kwargs and not isinstance(env, str):
+        raise EnvError(f"env_kwargs {kwargs} need a Gymnasium id, not {type(env).__name__}")
     if isinstance(env, gym.Env):
         instance = env
         return lambda: instance
@@ -51,6 +53,13 @@ def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
             return gym.make(env_id, **kwargs)
         except gym.error.DependencyNotInstalled as exc:
             raise EnvError(f"environment '{env_id}' needs an extra package: {exc}") from None
+        except TypeError as exc:
+            if not kwargs:
+                raise
+            # an unknown or mistyped constructor keyword
+            # gymnasium appends "was raised from the environment creator ..." (the id and kwargs again)
+            reason = str(exc).split(" was raised from")[0]
+            raise EnvError(f"cannot build '{env_id}' with env_kwargs {kwargs}: {reason}") from None
 
     return factory
 
@@ -77,10 +86,17 @@ class StepResult:
 class VecEnv:
     """``num_envs`` copies of one env, stepped in lockstep, autoreset in the same step."""
 
-    def __init__(self, env: EnvSpec, num_envs: int = 1, async_envs: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        env: EnvSpec,
+        num_envs: int = 1,
+        async_envs: bool = False,
+        seed: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         if isinstance(env, gym.Env) and num_envs > 1:
             raise EnvError("an Env instance can only back num_envs=1; pass an id or a factory for more")
-        factory = make_env_fn(env)
+        factory = make_env_fn(env, **(env_kwargs or {}))
         self.num_envs = num_envs
         self.async_envs = async_envs
         self._async: gym.vector.AsyncVectorEnv | None = None

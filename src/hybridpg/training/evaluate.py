@@ -33,7 +33,10 @@ def evaluate(
 ) -> EvalResult:
     """Run ``n_episodes`` full episodes; statistics are read, never updated."""
     own = env is None or isinstance(env, str)
-    the_env = make_env_fn(env if env is not None else agent.env_spec)() if own else env
+    if env is None:  # the agent's own env, rebuilt with its env_kwargs
+        the_env = make_env_fn(agent.env_spec, **agent.config.env_kwargs)()
+    else:  # another id is built as given
+        the_env = make_env_fn(env)() if isinstance(env, str) else env
     assert isinstance(the_env, gym.Env)
     returns: list[float] = []
     lengths: list[int] = []

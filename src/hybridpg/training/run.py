@@ -147,7 +147,7 @@ class Run:
 
         if self.eval_env is None:
             self.eval_env = (
-                make_env_fn(self.agent.env_spec)()
+                make_env_fn(self.agent.env_spec, **self.agent.config.env_kwargs)()
                 if not isinstance(self.agent.env_spec, gym.Env)
                 else copy.deepcopy(self.agent.env_spec)
             )
