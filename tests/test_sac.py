@@ -105,6 +105,54 @@ def test_ensemble_critic_equals_separate_networks() -> None:
         assert torch.allclose(q[j], h.squeeze(-1), atol=1e-6)
 
 
+def _autograd_step(agent: SAC, b: Batch) -> dict[str, float]:
+    """The same update with every gradient recorded by autograd (the reference); returns its losses."""
+    alpha = agent.log_alpha.detach().exp()
+    y = agent.target_q(b, alpha)
+    qf_loss = (agent.critic(b.obs, b.actions) - y).pow(2).mean(1).sum()
+    agent.critic_opt.zero_grad()
+    qf_loss.backward()
+    agent.critic_opt.step()
+    a, logp = agent.actor.sample(b.obs)
+    actor_loss = (alpha * logp - agent.critic(b.obs, a, detached=True).min(0).values).mean()
+    agent.actor_opt.zero_grad()
+    actor_loss.backward()
+    agent.actor_opt.step()
+    alpha_loss = agent.alpha_loss(logp)
+    agent.alpha_opt.zero_grad()
+    alpha_loss.backward()
+    agent.alpha_opt.step()
+    return {"losses/qf_loss": float(qf_loss.detach()), "losses/actor_loss": float(actor_loss.detach()),
+            "losses/alpha_loss": float(alpha_loss.detach()), "losses/entropy": -float(logp.detach().mean())}
+
+
+def test_written_out_gradients_equal_autograds() -> None:
+    """One gradient step from the same state and the same noise: every gradient (critic, actor through
+    the squash, the clamp and the min over critics, temperature) matches autograd's."""
+    ours, ref = (SAC("Pendulum-v1", seed=0, **{**SMALL, "hidden_sizes": (16, 16)}) for _ in range(2))
+    gen = torch.Generator().manual_seed(1)
+    n = 64
+    obs, next_obs = torch.randn(n, 3, generator=gen), torch.randn(n, 3, generator=gen)
+    b = Batch(obs, torch.rand(n, 1, generator=gen) * 2 - 1, torch.randn(n, generator=gen), next_obs,
+              (torch.rand(n, generator=gen) < 0.2).float())
+    with torch.no_grad():  # push some log-std pre-activations outside the clamp
+        for agent in (ours, ref):
+            agent.actor.net.b_out[0, 0, 1] = 3.0
+    for _ in range(3):
+        torch.manual_seed(7)
+        metrics = ours._gradient_step(b, True)
+        torch.manual_seed(7)
+        expected = _autograd_step(ref, b)
+        for key, value in expected.items():
+            assert float(metrics[key]) == pytest.approx(value, rel=1e-5, abs=1e-6), key
+        for p, q in zip([*ours.critic.parameters(), *ours.actor.parameters(), ours.log_alpha],
+                        [*ref.critic.parameters(), *ref.actor.parameters(), ref.log_alpha], strict=True):
+            assert p.grad is not None and q.grad is not None
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+    ours.close()
+    ref.close()
+
+
 def test_replay_buffer_wraps_and_samples_stored_rows() -> None:
     buf = ReplayBuffer(5, 2, 1)
     for t in range(7):

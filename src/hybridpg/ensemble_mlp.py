@@ -16,6 +16,7 @@ Members are stacked on a leading dimension, so the output is ``(n, batch, out_di
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -79,33 +80,41 @@ class _EnsembleMLPFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_in, w_out, *rest = ctx.saved_tensors
         n_layers = ctx.n_hidden // 2
-        weights, acts = rest[:n_layers], rest[n_layers:]
         need = ctx.needs_input_grad
-        need_w = any(need[2:])
-        dtype = ctx.dtype
-        g_hidden: list[torch.Tensor | None] = [None] * ctx.n_hidden
-        g_w_out = g_b_out = None
-        h = acts[-1]
+        g_x, grads = _backward(x, w_in, w_out, rest[:n_layers], rest[n_layers:], grad_out, ctx.dtype,
+                               any(need[2:]), need[0])
+        return (g_x, None, *grads)
+
+
+def _backward(
+    x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, weights: Sequence[torch.Tensor],
+    acts: Sequence[torch.Tensor], grad_out: torch.Tensor, dtype: torch.dtype, need_w: bool, need_x: bool,
+) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """Input gradient and ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]`` gradients (None where not needed)."""
+    n_layers = len(weights)
+    g_hidden: list[torch.Tensor | None] = [None] * (2 * n_layers)
+    g_w_out = g_b_out = None
+    h = acts[-1]
+    if need_w:
+        g_w_out = torch.bmm(h.transpose(1, 2), grad_out)
+        g_b_out = grad_out.sum(1, keepdim=True)
+    if w_out.shape[-1] == 1:  # (n, B, 1) * (n, 1, h): an outer product, cheaper as a broadcast
+        g = grad_out * w_out.transpose(1, 2)
+    else:
+        g = torch.bmm(grad_out, w_out.transpose(1, 2))
+    g = _relu_backward(g, h)
+    for i in range(n_layers - 1, -1, -1):
+        prev = acts[i]
         if need_w:
-            g_w_out = torch.bmm(h.transpose(1, 2), grad_out)
-            g_b_out = grad_out.sum(1, keepdim=True)
-        if w_out.shape[-1] == 1:  # (n, B, 1) * (n, 1, h): an outer product, cheaper as a broadcast
-            g = grad_out * w_out.transpose(1, 2)
-        else:
-            g = torch.bmm(grad_out, w_out.transpose(1, 2))
-        g = _relu_backward(g, h)
-        for i in range(n_layers - 1, -1, -1):
-            prev = acts[i]
-            if need_w:
-                g_hidden[2 * i] = _grad_bmm(prev.transpose(1, 2), g, dtype)
-                g_hidden[2 * i + 1] = g.sum(1, keepdim=True)
-            g = _relu_backward(_grad_bmm(g, weights[i].transpose(1, 2), dtype), prev)
-        # back to the first layer's (batch, n*h) layout
-        g_flat = g.transpose(0, 1).reshape(x.shape[0], -1)
-        g_w_in = torch.mm(x.t(), g_flat) if need_w else None
-        g_b_in = g_flat.sum(0) if need_w else None
-        g_x = torch.mm(g_flat, w_in.t()) if need[0] else None
-        return (g_x, None, g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden)
+            g_hidden[2 * i] = _grad_bmm(prev.transpose(1, 2), g, dtype)
+            g_hidden[2 * i + 1] = g.sum(1, keepdim=True)
+        g = _relu_backward(_grad_bmm(g, weights[i].transpose(1, 2), dtype), prev)
+    # back to the first layer's (batch, n*h) layout
+    g_flat = g.transpose(0, 1).reshape(x.shape[0], -1)
+    g_w_in = torch.mm(x.t(), g_flat) if need_w else None
+    g_b_in = g_flat.sum(0) if need_w else None
+    g_x = torch.mm(g_flat, w_in.t()) if need_x else None
+    return g_x, [g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden]
 
 
 class EnsembleMLP(nn.Module):
@@ -134,12 +143,36 @@ class EnsembleMLP(nn.Module):
         layers += [(w[j], b[j, 0]) for w, b in zip(self.w_hidden, self.b_hidden, strict=True)]
         return [*layers, (self.w_out[j], self.b_out[j, 0])]
 
-    def forward(self, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
-        """``(n, batch, out_dim)``. ``detached``: gradients reach ``x`` but not the weights."""
+    def _params(self) -> list[torch.Tensor]:
+        """``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``: the order the functions above use."""
         hidden: list[torch.Tensor] = []
         for w, b in zip(self.w_hidden, self.b_hidden, strict=True):
             hidden += [w, b]
-        params = [self.w_in, self.b_in, self.w_out, self.b_out, *hidden]
+        return [self.w_in, self.b_in, self.w_out, self.b_out, *hidden]
+
+    # -- explicit gradients, for updates written without autograd (SAC) ---------------------------
+    def forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output and the activations that ``write_grads``/``input_grad`` need; builds no graph."""
+        p = [t.detach() for t in self._params()]
+        return _forward(x, self.matmul_dtype, p[0], p[1], p[2], p[3], tuple(p[4:]))
+
+    def write_grads(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> None:
+        """Set every weight's ``.grad`` to d(loss)/d(weight), given d(loss)/d(output)."""
+        p = [t.detach() for t in self._params()]
+        _, grads = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, True, False)
+        for param, grad in zip(self._params(), grads, strict=True):
+            param.grad = grad
+
+    def input_grad(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> torch.Tensor:
+        """d(loss)/d(x) given d(loss)/d(output); the weights' gradients are not computed."""
+        p = [t.detach() for t in self._params()]
+        g_x, _ = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, False, True)
+        assert g_x is not None
+        return g_x
+
+    def forward(self, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """``(n, batch, out_dim)``. ``detached``: gradients reach ``x`` but not the weights."""
+        params = self._params()
         if detached:
             params = [p.detach() for p in params]
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
