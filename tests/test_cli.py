@@ -52,7 +52,7 @@ def test_help_lists_every_config_field_with_default():
         (["--algo", "nope"], "unknown algorithm"),
         (["--algo", "ppo", "--n-steps", "many"], "n_steps"),
         (["--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "nope=1"], "unexpected keyword argument 'nope'"),
-        (["--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "g"], "expected key=value"),
+        (["--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "g"], "'g' is not key=value"),
     ],
 )
 def test_bad_config_is_one_error_line_and_no_run_folder(tmp_path: Path, argv: list[str], fragment: str):
@@ -94,12 +94,13 @@ def test_env_kwargs_reach_training_evaluation_and_a_loaded_agent(tmp_path: Path,
     assert "mean length 40.0" in capsys.readouterr().out
 
 
-def test_env_kwargs_text_takes_yaml_scalars() -> None:
+def test_env_kwargs_text_reads_numbers_and_booleans() -> None:
     from hybridpg.config import PPOConfig
 
-    text = "frame_skip=4, ctrl_cost_weight=0.5,terminate_when_unhealthy=false,mode=x"
+    text = "frame_skip=4, ctrl_cost_weight=0.5,terminate_when_unhealthy=false,mode=x,reset_noise_scale=1e-3"
     cfg = PPOConfig.from_dict({"env_kwargs": text})
-    assert cfg.env_kwargs == {"frame_skip": 4, "ctrl_cost_weight": 0.5, "terminate_when_unhealthy": False, "mode": "x"}
+    assert cfg.env_kwargs == {"frame_skip": 4, "ctrl_cost_weight": 0.5, "terminate_when_unhealthy": False, "mode": "x",
+                              "reset_noise_scale": 1e-3}
     assert PPOConfig.from_dict({"env_kwargs": {"g": 2}}).env_kwargs == {"g": 2}  # YAML mapping as it is
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -286,24 +287,34 @@ def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:
         raise ConfigError(f"config field '{name}'={value!r}: not a valid {kind}") from exc
 
 
-def _env_kwargs(name: str, value: Any) -> dict[str, Any]:
-    """A mapping as it is (YAML, the API) or ``key=value,key=value`` text with YAML scalar values."""
-    import yaml
+def parse_key_values(items: Iterable[str], what: str) -> dict[str, Any]:
+    """``key=value`` items (env keywords from the CLI). A value becomes an int, float, bool or None
+    where it reads as one (``1e-3`` is a float, ``false`` a bool), and stays text otherwise."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in items)):
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what}: {item!r} is not key=value")
+        out[key.strip()] = _scalar(text.strip())
+    return out
 
+
+def _scalar(text: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None, "null": None}.get(text.lower(), text)
+
+
+def _env_kwargs(name: str, value: Any) -> dict[str, Any]:
+    """A mapping as it is (YAML, the API) or ``key=value,key=value`` text."""
     if isinstance(value, dict):
         return dict(value)
     if not isinstance(value, str):
         raise ConfigError(f"config field '{name}'={value!r}: must be a mapping, e.g. key=value,key=value")
-    out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"config field '{name}'={value!r}: expected key=value,key=value")
-        try:
-            out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = text
-    return out
+    return parse_key_values(value.split(","), f"config field '{name}'={value!r}")
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -16,37 +16,12 @@ import gymnasium as gym
 import numpy as np
 from minari.dataset.minari_dataset import parse_dataset_id
 
+from hybridpg.config import parse_key_values
 from hybridpg.data.datasets import collect_episodes, default_root, write_dataset
 from hybridpg.envs.vector import make_env_fn
-from hybridpg.errors import ConfigError, DatasetError, EnvError
+from hybridpg.errors import ConfigError, DatasetError
 
 Policy = Callable[[np.ndarray], Any]
-
-
-def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values that parse as int, then float, are converted, others stay text."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--env-kwarg {item!r}: expected KEY=VALUE")
-        value: Any = text
-        for convert in (int, float):
-            try:
-                value = convert(text)
-                break
-            except ValueError:
-                continue
-        out[key.strip()] = value
-    return out
-
-
-def make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env[Any, Any]:
-    factory = make_env_fn(env_id, **env_kwargs)
-    try:
-        return factory()
-    except TypeError as exc:  # an unknown constructor kwarg
-        raise EnvError(f"cannot build {env_id} with {env_kwargs}: {exc}") from None
 
 
 def _epsilon_greedy(policy: Policy, space: gym.Space[Any], epsilon: float, seed: int) -> Policy:
@@ -109,7 +84,8 @@ def collect(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"dataset {args.dataset_id!r} already exists in {root}; choose another --dataset-id"
         )
-    env = make_env(args.env, parse_env_kwargs(args.env_kwarg))
+    # an unknown keyword fails in the factory with one error line
+    env = make_env_fn(args.env, **parse_key_values(args.env_kwarg, "--env-kwarg"))()
     try:
         policy = make_policy(args.policy, env, args.epsilon, args.seed, args.stochastic)
         episodes = collect_episodes(
