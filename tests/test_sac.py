@@ -14,7 +14,7 @@ import torch
 from torch import distributions as D
 
 from hybridpg import SAC
-from hybridpg.algorithms.sac import LOG_STD_MIN, EnsembleCritic, native_bf16_matmul, squash
+from hybridpg.algorithms.sac import LOG_STD_MAX, LOG_STD_MIN, EnsembleCritic, native_bf16_matmul, squash
 from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
 from hybridpg.errors import ConfigError, EnvError
@@ -135,9 +135,11 @@ def test_written_out_gradients_equal_autograds() -> None:
     obs, next_obs = torch.randn(n, 3, generator=gen), torch.randn(n, 3, generator=gen)
     b = Batch(obs, torch.rand(n, 1, generator=gen) * 2 - 1, torch.randn(n, generator=gen), next_obs,
               (torch.rand(n, generator=gen) < 0.2).float())
-    with torch.no_grad():  # push some log-std pre-activations outside the clamp
+    with torch.no_grad():  # put the log-std pre-activations on both sides of the clamp's upper end
         for agent in (ours, ref):
-            agent.actor.net.b_out[0, 0, 1] = 3.0
+            agent.actor.net.b_out[0, 0, 1] = 2.0
+        raw_log_std = ours.actor.net(b.obs)[0, :, 1]
+        assert bool((raw_log_std > LOG_STD_MAX).any()) and bool((raw_log_std < LOG_STD_MAX).any())
     for _ in range(3):
         torch.manual_seed(7)
         metrics = ours._gradient_step(b, True)

@@ -1,8 +1,8 @@
 """``n`` independent ReLU MLPs on one shared input, with a hand-written backward (SAC's networks).
 
-Why a hand-written backward: for SAC's 256-256 networks on a CPU, autograd's generic backward
-spends as much time around the matmuls as in them. This one computes exactly the same gradients
-(same matmuls, same order; the tests compare it with autograd) with fewer passes over memory:
+Why a hand-written backward: for SAC's 256-256 networks on a CPU, per-op overhead around the
+matmuls is a large share of a gradient step (BENCHMARKS.md, SAC: the 8-row-batch step). This one
+computes the same gradients as autograd (the tests compare them) with fewer ops and passes:
 
 - the first layer of all members is one ``(in, n*h)`` matmul on the shared input;
 - biases are added inside ``baddbmm``, ReLU runs in place, and its backward is one masking pass;
@@ -156,17 +156,21 @@ class EnsembleMLP(nn.Module):
         p = [t.detach() for t in self._params()]
         return _forward(x, self.matmul_dtype, p[0], p[1], p[2], p[3], tuple(p[4:]))
 
+    def _backward(
+        self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor, need_w: bool, need_x: bool
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        p = [t.detach() for t in self._params()]
+        return _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, need_w, need_x)
+
     def write_grads(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> None:
         """Set every weight's ``.grad`` to d(loss)/d(weight), given d(loss)/d(output)."""
-        p = [t.detach() for t in self._params()]
-        _, grads = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, True, False)
+        _, grads = self._backward(x, acts, grad_out, True, False)
         for param, grad in zip(self._params(), grads, strict=True):
             param.grad = grad
 
     def input_grad(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> torch.Tensor:
         """d(loss)/d(x) given d(loss)/d(output); the weights' gradients are not computed."""
-        p = [t.detach() for t in self._params()]
-        g_x, _ = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, False, True)
+        g_x, _ = self._backward(x, acts, grad_out, False, True)
         assert g_x is not None
         return g_x
 

@@ -58,31 +58,34 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
+    def _draw(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(a, log pi, std, noise) from the network output (mean, raw log-std)."""
+        mean, raw_log_std = out.chunk(2, dim=-1)
+        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        std = log_std.exp()
+        noise = torch.randn_like(mean)
+        return (*squash(mean + std * noise, noise, log_std, self.log_scale_sum), std, noise)
+
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized squashed sample and its log-density (of the env-scaled action)."""
-        mean, log_std = self(obs)
-        noise = torch.randn_like(mean)
-        return squash(mean + log_std.exp() * noise, noise, log_std, self.log_scale_sum)
+        a, logp, _, _ = self._draw(self.net(obs)[0])
+        return a, logp
 
     def sample_saving(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, ...]]:
         """``sample`` without a graph, plus what ``write_grads`` needs (same draws as ``sample``)."""
         out, acts = self.net.forward_saving(obs)
-        mean, raw_log_std = out[0].chunk(2, dim=-1)
-        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        std = log_std.exp()
-        noise = torch.randn_like(mean)
-        a, logp = squash(mean + std * noise, noise, log_std, self.log_scale_sum)
-        return a, logp, (acts, raw_log_std, std, noise, a)
+        a, logp, std, noise = self._draw(out[0])
+        return a, logp, (acts, out[0].chunk(2, dim=-1)[1], std, noise, a)
 
     def write_grads(self, obs: torch.Tensor, saved: tuple[Any, ...], g_a: torch.Tensor, g_logp: torch.Tensor) -> None:
-        """Weight gradients of a loss L(a, log pi) from dL/da and dL/d(log pi) (per row).
+        """Weight gradients of a loss L(a, log pi) from dL/da (per row) and dL/d(log pi) (a scalar:
+        the losses here are means over rows).
 
         Through u = mean + std * noise and a = tanh(u): d log pi / du = 2 tanh(u) (the log-det
         term), d log pi / d log_std = -1 (the Gaussian term), du / d log_std = std * noise, and the
         clamp passes gradient only inside [LOG_STD_MIN, LOG_STD_MAX].
         """
         acts, raw_log_std, std, noise, a = saved
-        g_logp = g_logp.view(-1, 1) if g_logp.dim() else g_logp
         g_u = g_a * (1.0 - a * a) + g_logp * 2.0 * a
         inside = (raw_log_std >= LOG_STD_MIN) & (raw_log_std <= LOG_STD_MAX)
         g_log_std = (g_u * std * noise - g_logp) * inside
