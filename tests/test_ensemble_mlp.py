@@ -72,3 +72,25 @@ def test_reduced_precision_hidden_matmuls_match_autograd_in_that_precision() -> 
     torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)
     for g_ours, g_ref in zip(grads(mlp, x, ours, upstream), grads(mlp, x, theirs, upstream), strict=True):
         torch.testing.assert_close(g_ours, g_ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+@pytest.mark.parametrize(("n", "out_dim"), [(2, 1), (1, 6)])
+def test_explicit_gradient_methods_match_autograd(grad_mode: bool, n: int, out_dim: int) -> None:
+    """forward_saving / write_grads / input_grad (SAC's graph-free step), with grad mode on or off."""
+    torch.manual_seed(4)
+    mlp = EnsembleMLP(n, 7, (16, 8), out_dim)
+    x = torch.randn(10, 7, requires_grad=True)
+    upstream = torch.randn(n, 10, out_dim)
+    expected = grads(mlp, x, mlp(x), upstream)
+    mlp.zero_grad(set_to_none=True)
+    with torch.set_grad_enabled(grad_mode):
+        out, acts = mlp.forward_saving(x.detach())
+        mlp.write_grads(x.detach(), acts, upstream)
+        g_x = mlp.input_grad(x.detach(), acts, upstream, start=4)
+    assert out.grad_fn is None and g_x.grad_fn is None
+    torch.testing.assert_close(out, reference(mlp, x).detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_x, expected[0][:, 4:], rtol=1e-5, atol=1e-6)
+    for p, g in zip(mlp.parameters(), expected[1:], strict=True):
+        assert p.grad is not None and p.grad.grad_fn is None
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)

@@ -6,11 +6,16 @@ computes the same gradients as autograd (the tests compare them) with fewer ops 
 
 - the first layer of all members is one ``(in, n*h)`` matmul on the shared input;
 - biases are added inside ``baddbmm``, ReLU runs in place, and its backward is one masking pass;
-- the ``h -> 1`` output layer of a critic back-propagates by a broadcast multiply, not a K=1 matmul;
+- the output layer's weight is stored ``(n, out, h)`` and the layer computes ``W h^T``, whose
+  result is the output transposed (a view): MKL is slow when a matmul's result is thin, and a
+  critic's ``(256, 256) @ (256, 1)`` took 200 us where ``(1, 256) @ (256, 256)`` takes 25 us; its
+  weight gradient is ``g^T h`` for the same reason, and for ``out = 1`` the backward is a
+  broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
   critic) and the input gradient where the input needs none (the critic's own update).
 
-Members are stacked on a leading dimension, so the output is ``(n, batch, out_dim)``.
+Members are stacked on a leading dimension, so the output is ``(n, batch, out_dim)`` (a transposed
+view of ``(n, out_dim, batch)``).
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ def _forward(
     for w, b in zip(hidden[0::2], hidden[1::2], strict=True):
         h = _bmm(b, h, w, dtype).relu_()
         acts.append(h)
-    return torch.baddbmm(b_out, h, w_out), acts
+    # (n, out, h) @ (n, h, batch), returned as its (n, batch, out) view: see the module docstring
+    return torch.baddbmm(b_out, w_out, h.transpose(1, 2)).transpose(1, 2), acts
 
 
 class _EnsembleMLPFunction(torch.autograd.Function):
@@ -89,19 +95,22 @@ class _EnsembleMLPFunction(torch.autograd.Function):
 def _backward(
     x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, weights: Sequence[torch.Tensor],
     acts: Sequence[torch.Tensor], grad_out: torch.Tensor, dtype: torch.dtype, need_w: bool, need_x: bool,
+    x_start: int = 0,
 ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """Input gradient and ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]`` gradients (None where not needed)."""
+    """Gradients of the input (its columns from ``x_start`` on) and of ``[w_in, b_in, w_out, b_out, w_1,
+    b_1, ...]`` (None where not needed)."""
     n_layers = len(weights)
     g_hidden: list[torch.Tensor | None] = [None] * (2 * n_layers)
     g_w_out = g_b_out = None
     h = acts[-1]
     if need_w:
-        g_w_out = torch.bmm(h.transpose(1, 2), grad_out)
-        g_b_out = grad_out.sum(1, keepdim=True)
-    if w_out.shape[-1] == 1:  # (n, B, 1) * (n, 1, h): an outer product, cheaper as a broadcast
-        g = grad_out * w_out.transpose(1, 2)
+        g_out_t = grad_out.transpose(1, 2)  # (n, out, B)
+        g_w_out = torch.bmm(g_out_t, h)
+        g_b_out = g_out_t.sum(2, keepdim=True)
+    if w_out.shape[1] == 1:  # (n, B, 1) * (n, 1, h): an outer product, cheaper as a broadcast
+        g = grad_out * w_out
     else:
-        g = torch.bmm(grad_out, w_out.transpose(1, 2))
+        g = torch.bmm(grad_out, w_out)
     g = _relu_backward(g, h)
     for i in range(n_layers - 1, -1, -1):
         prev = acts[i]
@@ -113,7 +122,8 @@ def _backward(
     g_flat = g.transpose(0, 1).reshape(x.shape[0], -1)
     g_w_in = torch.mm(x.t(), g_flat) if need_w else None
     g_b_in = g_flat.sum(0) if need_w else None
-    g_x = torch.mm(g_flat, w_in.t()) if need_x else None
+    # only the input columns from x_start on (SAC needs the action's, not the observation's)
+    g_x = torch.mm(g_flat, w_in[x_start:].t()) if need_x else None
     return g_x, [g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden]
 
 
@@ -133,15 +143,15 @@ class EnsembleMLP(nn.Module):
         self.b_in = _uniform((n * hidden[0],), in_dim)
         self.w_hidden = nn.ParameterList(_uniform((n, a, b), a) for a, b in zip(hidden[:-1], hidden[1:], strict=True))
         self.b_hidden = nn.ParameterList(_uniform((n, 1, b), a) for a, b in zip(hidden[:-1], hidden[1:], strict=True))
-        self.w_out = _uniform((n, hidden[-1], out_dim), hidden[-1])
-        self.b_out = _uniform((n, 1, out_dim), hidden[-1])
+        self.w_out = _uniform((n, out_dim, hidden[-1]), hidden[-1])  # (out, in), like nn.Linear
+        self.b_out = _uniform((n, out_dim, 1), hidden[-1])
 
     def member_weights(self, j: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member ``j``'s layers as ``(weight (in, out), bias (out,))`` pairs, for reading and tests."""
         h0 = self.b_in.shape[0] // self.n
         layers = [(self.w_in[:, j * h0:(j + 1) * h0], self.b_in[j * h0:(j + 1) * h0])]
         layers += [(w[j], b[j, 0]) for w, b in zip(self.w_hidden, self.b_hidden, strict=True)]
-        return [*layers, (self.w_out[j], self.b_out[j, 0])]
+        return [*layers, (self.w_out[j].t(), self.b_out[j, :, 0])]
 
     def _params(self) -> list[torch.Tensor]:
         """``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``: the order the functions above use."""
@@ -151,26 +161,29 @@ class EnsembleMLP(nn.Module):
         return [self.w_in, self.b_in, self.w_out, self.b_out, *hidden]
 
     # -- explicit gradients, for updates written without autograd (SAC) ---------------------------
+    def _plain_params(self) -> list[torch.Tensor]:
+        # under no_grad the parameters record nothing as they are; detaching (an op each) is needed
+        # only when grad mode is on
+        return [t.detach() for t in self._params()] if torch.is_grad_enabled() else self._params()
+
     def forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The output and the activations that ``write_grads``/``input_grad`` need; builds no graph."""
-        p = [t.detach() for t in self._params()]
+        p = self._plain_params()
         return _forward(x, self.matmul_dtype, p[0], p[1], p[2], p[3], tuple(p[4:]))
-
-    def _backward(
-        self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor, need_w: bool, need_x: bool
-    ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-        p = [t.detach() for t in self._params()]
-        return _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, need_w, need_x)
 
     def write_grads(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> None:
         """Set every weight's ``.grad`` to d(loss)/d(weight), given d(loss)/d(output)."""
-        _, grads = self._backward(x, acts, grad_out, True, False)
+        p = self._plain_params()
+        _, grads = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, True, False)
         for param, grad in zip(self._params(), grads, strict=True):
             param.grad = grad
 
-    def input_grad(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> torch.Tensor:
-        """d(loss)/d(x) given d(loss)/d(output); the weights' gradients are not computed."""
-        g_x, _ = self._backward(x, acts, grad_out, False, True)
+    def input_grad(
+        self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor, start: int = 0
+    ) -> torch.Tensor:
+        """d(loss)/d(x[:, start:]) given d(loss)/d(output); the weights' gradients are not computed."""
+        p = self._plain_params()
+        g_x, _ = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, False, True, start)
         assert g_x is not None
         return g_x
 
