@@ -31,10 +31,20 @@ def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # the state layout is torch's, so the two load each other's checkpoints
     theirs_again = torch.optim.Adam(ref.parameters(), lr=1e-3, eps=1e-5)
-    theirs_again.load_state_dict(ours.state_dict())
+    theirs_again.load_state_dict(copy.deepcopy(ours.state_dict()))
     for key in ("exp_avg", "exp_avg_sq", "step"):
         for p, q in zip(net.parameters(), ref.parameters(), strict=True):
             torch.testing.assert_close(ours.state[p][key], theirs_again.state[q][key], rtol=1e-5, atol=1e-7)
+    # and keep stepping alike there: ours shares one step tensor per group internally, which torch's
+    # Adam, incrementing each parameter's in place, must not receive (our groups lack Adam's other keys)
+    for group in theirs_again.param_groups:
+        for key, value in theirs_again.defaults.items():
+            group.setdefault(key, value)
+    for _ in range(5):
+        _step_both(torch.randn(32, 5), (net, ours), (ref, theirs_again))
+    assert all(float(theirs_again.state[q]["step"]) == 55.0 for q in ref.parameters())
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_fused_lean_adam_is_bit_identical_to_torch_fused_adam_and_resumes():
