@@ -11,14 +11,17 @@ the matmuls. To compare with an older checkout, run it with ``PYTHONPATH=<checko
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 from typing import Any
 
 
 def block(agent: Any, n: int, batch_size: int) -> None:
+    # unlogged steps, as in training (one in log_freq is logged); older versions always logged
+    log_arg = (False,) if "log" in inspect.signature(agent._gradient_step).parameters else ()
     for _ in range(n):
-        agent._step(agent.buffer.sample(batch_size, agent.torch_rng), True)
+        agent._step(agent.buffer.sample(batch_size, agent.torch_rng), True, *log_arg)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def test_target_hand_case_terminated_zeroes_truncated_does_not(agent: SAC) -> No
         agent.critic_target.mlp.w_out.zero_()
         agent.critic_target.mlp.b_out.copy_(torch.tensor([5.0, 3.0]).view(2, 1, 1))
         agent.actor.net.w_out.zero_()
-        agent.actor.net.b_out.copy_(torch.tensor([0.0, LOG_STD_MIN]).view(1, 1, 2))
+        agent.actor.net.b_out.copy_(torch.tensor([0.0, LOG_STD_MIN]).view(1, 2, 1))
     obs = torch.zeros(3, 3)
     # row 0 terminated, row 1 truncated (stored as terminated=0), row 2 ordinary
     b = Batch(obs, torch.zeros(3, 1), torch.tensor([1.0, 2.0, -1.0]), obs, torch.tensor([1.0, 0.0, 0.0]))
@@ -85,9 +85,9 @@ def test_temperature_moves_toward_target_entropy(agent: SAC, entropy_gap: float,
     # entropy = -mean log pi; gap < 0 means entropy below the target (-|A| = -1)
     logp = torch.full((16,), -(agent.target_entropy + entropy_gap))
     before = float(agent.log_alpha.detach())
-    agent.alpha_opt.zero_grad()
+    agent.actor_opt.zero_grad()
     agent.alpha_loss(logp).backward()
-    agent.alpha_opt.step()
+    agent.actor_opt.step()  # steps the temperature too; here only it has a gradient
     assert (float(agent.log_alpha.detach()) > before) == grows
 
 
@@ -115,13 +115,11 @@ def _autograd_step(agent: SAC, b: Batch) -> dict[str, float]:
     agent.critic_opt.step()
     a, logp = agent.actor.sample(b.obs)
     actor_loss = (alpha * logp - agent.critic(b.obs, a, detached=True).min(0).values).mean()
-    agent.actor_opt.zero_grad()
-    actor_loss.backward()
-    agent.actor_opt.step()
     alpha_loss = agent.alpha_loss(logp)
-    agent.alpha_opt.zero_grad()
-    alpha_loss.backward()
-    agent.alpha_opt.step()
+    agent.actor_opt.zero_grad()  # the actor's optimizer steps the temperature too
+    actor_loss.backward()  # alpha enters detached, so this reaches the actor only
+    alpha_loss.backward()  # and log pi detached: this reaches log alpha only
+    agent.actor_opt.step()
     return {"losses/qf_loss": float(qf_loss.detach()), "losses/actor_loss": float(actor_loss.detach()),
             "losses/alpha_loss": float(alpha_loss.detach()), "losses/entropy": -float(logp.detach().mean())}
 
@@ -137,7 +135,7 @@ def test_written_out_gradients_equal_autograds() -> None:
               (torch.rand(n, generator=gen) < 0.2).float())
     with torch.no_grad():  # put the log-std pre-activations on both sides of the clamp's upper end
         for agent in (ours, ref):
-            agent.actor.net.b_out[0, 0, 1] = 2.0
+            agent.actor.net.b_out[0, 1, 0] = 2.0
         raw_log_std = ours.actor.net(b.obs)[0, :, 1]
         assert bool((raw_log_std > LOG_STD_MAX).any()) and bool((raw_log_std < LOG_STD_MAX).any())
     for _ in range(3):

@@ -63,7 +63,7 @@ class SquashedGaussianActor(nn.Module):
         mean, raw_log_std = out.chunk(2, dim=-1)
         log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std = log_std.exp()
-        noise = torch.randn_like(mean)
+        noise = torch.randn(mean.shape)  # not randn_like: mean is a strided view, which it fills slowly
         return (*squash(mean + std * noise, noise, log_std, self.log_scale_sum), std, noise)
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,14 +152,13 @@ class SAC(Agent):
         self.critic_target.requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), requires_grad=cfg.autotune)
         self.target_entropy = float(-self.action_dim if cfg.target_entropy is None else cfg.target_entropy)
-        self.actor_opt = _adam(self.actor.parameters(), cfg.learning_rate)
+        # the temperature steps with the actor (same lr and step count): one fused Adam call for both
+        self.actor_opt = _adam([*self.actor.parameters(), self.log_alpha], cfg.learning_rate)
         self.critic_opt = _adam(self.critic.parameters(), cfg.learning_rate)
-        self.alpha_opt = _adam([self.log_alpha], cfg.learning_rate)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.action_dim)
         self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
         self._params: list[torch.Tensor] = list(self.critic.parameters())
-        self._metrics: dict[str, torch.Tensor] = {}
-        step: Callable[[Batch, bool], dict[str, torch.Tensor]] = self._gradient_step
+        step: Callable[[Batch, bool, bool], dict[str, torch.Tensor]] = self._gradient_step
         self._step = torch.compile(step) if cfg.compile else step
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -186,41 +185,42 @@ class SAC(Agent):
         """Raises alpha when the policy's entropy (-log pi) is below the target, lowers it above."""
         return -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
 
-    def _gradient_step(self, b: Batch, actor_step: bool) -> dict[str, torch.Tensor]:
+    def _gradient_step(self, b: Batch, actor_step: bool, log: bool = True) -> dict[str, torch.Tensor]:
+        """One update; the losses (``log``) are computed only for the steps that are logged."""
         # gradients are written out instead of recorded by autograd: no graph is built, and each
         # one is checked against autograd in tests/test_sac.py
-        alpha = self.log_alpha.detach().exp()
-        y = self.target_q(b, alpha)
-        x = torch.cat([b.obs, b.actions], dim=-1)
-        q, acts = self.critic.mlp.forward_saving(x)
-        err = q.squeeze(-1) - y
-        qf_loss = err.pow(2).mean(1).sum()
-        self.critic.mlp.write_grads(x, acts, err.unsqueeze(-1) * (2.0 / len(y)))  # d qf_loss / d q
-        self.critic_opt.step()
-        out = {"losses/qf_loss": qf_loss, "losses/q_mean": q.mean()}
-        if actor_step:
-            n = len(b.obs)
-            for _ in range(self.config.policy_frequency):  # delayed updates catch up (CleanRL)
-                a, logp, saved = self.actor.sample_saving(b.obs)
-                xa = torch.cat([b.obs, a], dim=-1)
-                qa, acts_a = self.critic.mlp.forward_saving(xa)  # the critic just updated
-                q_min, which = qa.squeeze(-1).min(0)
-                actor_loss = (alpha * logp - q_min).mean()
-                # d actor_loss / d Q_j = -1/n on each row's smaller Q; d / d log pi = alpha/n
-                g_q = torch.zeros_like(qa).scatter_(0, which.view(1, -1, 1), -1.0 / n)
-                g_a = self.critic.mlp.input_grad(xa, acts_a, g_q)[:, self.obs_dim:]
-                self.actor.write_grads(b.obs, saved, g_a, alpha / n)
-                self.actor_opt.step()
-                out["losses/actor_loss"] = actor_loss
-                out["losses/entropy"] = -logp.mean()
-                if self.config.autotune:
-                    gap = (logp + self.target_entropy).mean()
-                    out["losses/alpha_loss"] = -(self.log_alpha.detach() * gap)  # = alpha_loss(logp)
-                    self.log_alpha.grad = -gap  # d alpha_loss / d log alpha
-                    self.alpha_opt.step()
-                    alpha = self.log_alpha.detach().exp()
-        out["losses/alpha"] = alpha
         with torch.no_grad():
+            alpha = self.log_alpha.exp()
+            y = self.target_q(b, alpha)
+            x = torch.cat([b.obs, b.actions], dim=-1)
+            q, acts = self.critic.mlp.forward_saving(x)
+            err = q.squeeze(-1) - y
+            self.critic.mlp.write_grads(x, acts, err.unsqueeze(-1) * (2.0 / len(y)))  # d qf_loss / d q
+            self.critic_opt.step_without_hooks()
+            out = {"losses/qf_loss": err.pow(2).mean(1).sum(), "losses/q_mean": q.mean()} if log else {}
+            if actor_step:
+                n = len(b.obs)
+                for _ in range(self.config.policy_frequency):  # delayed updates catch up (CleanRL)
+                    a, logp, saved = self.actor.sample_saving(b.obs)
+                    xa = torch.cat([b.obs, a], dim=-1)
+                    qa, acts_a = self.critic.mlp.forward_saving(xa)  # the critic just updated
+                    q_min, which = qa.squeeze(-1).min(0)
+                    # d actor_loss / d Q_j = -1/n on each row's smaller Q; d / d log pi = alpha/n
+                    g_q = torch.zeros_like(qa).scatter_(0, which.view(1, -1, 1), -1.0 / n)
+                    g_a = self.critic.mlp.input_grad(xa, acts_a, g_q, start=self.obs_dim)
+                    self.actor.write_grads(b.obs, saved, g_a, alpha / n)
+                    if log:
+                        out["losses/actor_loss"] = (alpha * logp - q_min).mean()
+                        out["losses/entropy"] = -logp.mean()
+                    if self.config.autotune:
+                        gap = (logp + self.target_entropy).mean()
+                        if log:
+                            out["losses/alpha_loss"] = -(self.log_alpha * gap)  # = alpha_loss(logp)
+                        self.log_alpha.grad = -gap  # d alpha_loss / d log alpha
+                    self.actor_opt.step_without_hooks()  # actor and temperature
+                    alpha = self.log_alpha.exp()
+            if log:
+                out["losses/alpha"] = alpha
             torch._foreach_lerp_(self._target_params, self._params, self.config.tau)
         return out
 
@@ -253,9 +253,10 @@ class SAC(Agent):
             for _ in range(n_envs):  # one gradient step per env step
                 self.updates += 1
                 batch = self.buffer.sample(cfg.batch_size, self.torch_rng)
-                self._metrics = self._step(batch, self.updates % cfg.policy_frequency == 0)
-                if self.updates % cfg.log_freq == 0:
-                    metrics = {k: float(v) for k, v in self._metrics.items()}
+                log = self.updates % cfg.log_freq == 0
+                out = self._step(batch, self.updates % cfg.policy_frequency == 0, log)
+                if log:
+                    metrics = {k: float(v) for k, v in out.items()}
                     metrics["losses/buffer_size"] = float(len(self.buffer))
                     run.after_update(metrics)
 
@@ -268,7 +269,6 @@ class SAC(Agent):
             "log_alpha": self.log_alpha.detach().clone(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
             "replay": self.buffer.state_dict() if self.config.save_replay_buffer else None,
         }
 
@@ -280,7 +280,6 @@ class SAC(Agent):
             self.log_alpha.copy_(state["log_alpha"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])
         if state.get("replay") is not None:
             self.buffer.load_state_dict(state["replay"])
 
