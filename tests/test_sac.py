@@ -14,9 +14,10 @@ import torch
 from torch import distributions as D
 
 from hybridpg import SAC
-from hybridpg.algorithms.sac import LOG_STD_MAX, LOG_STD_MIN, EnsembleCritic, native_bf16_matmul, squash
+from hybridpg.algorithms.sac import LOG_STD_MAX, LOG_STD_MIN, EnsembleCritic, squash
 from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
+from hybridpg.ensemble_mlp import native_bf16_matmul
 from hybridpg.errors import ConfigError, EnvError
 from hybridpg.training.evaluate import evaluate
 

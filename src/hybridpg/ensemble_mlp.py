@@ -28,6 +28,14 @@ import torch
 from torch import nn
 
 
+def native_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bf16 in hardware; without it oneDNN emulates bf16 (~50x slower
+    than fp32 for a 256x256 matmul on an AVX2-only EPYC, against ~3x faster with AVX512-BF16)."""
+    cpu: Any = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
 def _uniform(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
     bound = 1.0 / math.sqrt(fan_in)
