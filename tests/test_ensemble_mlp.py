@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -94,3 +96,18 @@ def test_explicit_gradient_methods_match_autograd(grad_mode: bool, n: int, out_d
     for p, g in zip(mlp.parameters(), expected[1:], strict=True):
         assert p.grad is not None and p.grad.grad_fn is None
         torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+
+
+def test_copies_and_loaded_weights_are_the_ones_used() -> None:
+    """The layer list is built once; a deep copy must compute with its own weights, a load with the loaded."""
+    torch.manual_seed(5)
+    mlp = EnsembleMLP(2, 3, (8, 8), 1)
+    x = torch.randn(4, 3)
+    clone = copy.deepcopy(mlp)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.add_(1.0)
+        assert not torch.allclose(clone(x), mlp(x))
+        torch.testing.assert_close(clone.forward_saving(x)[0], reference(clone, x))
+        mlp.load_state_dict(clone.state_dict())
+        torch.testing.assert_close(mlp(x), clone(x))

@@ -153,6 +153,12 @@ class EnsembleMLP(nn.Module):
         self.b_hidden = nn.ParameterList(_uniform((n, 1, b), a) for a, b in zip(hidden[:-1], hidden[1:], strict=True))
         self.w_out = _uniform((n, out_dim, hidden[-1]), hidden[-1])  # (out, in), like nn.Linear
         self.b_out = _uniform((n, out_dim, 1), hidden[-1])
+        # built once: iterating ParameterLists costs more than a step's small ops; in-place updates
+        # (optimizers, load_state_dict, .to()) keep these same Parameter objects
+        hidden_params: list[nn.Parameter] = []
+        for w, b in zip(self.w_hidden, self.b_hidden, strict=True):
+            hidden_params += [w, b]
+        self._param_list = [self.w_in, self.b_in, self.w_out, self.b_out, *hidden_params]
 
     def member_weights(self, j: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member ``j``'s layers as ``(weight (in, out), bias (out,))`` pairs, for reading and tests."""
@@ -163,10 +169,7 @@ class EnsembleMLP(nn.Module):
 
     def _params(self) -> list[torch.Tensor]:
         """``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``: the order the functions above use."""
-        hidden: list[torch.Tensor] = []
-        for w, b in zip(self.w_hidden, self.b_hidden, strict=True):
-            hidden += [w, b]
-        return [self.w_in, self.b_in, self.w_out, self.b_out, *hidden]
+        return list(self._param_list)
 
     # -- explicit gradients, for updates written without autograd (SAC) ---------------------------
     def _plain_params(self) -> list[torch.Tensor]:

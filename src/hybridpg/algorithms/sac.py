@@ -67,6 +67,11 @@ class SquashedGaussianActor(nn.Module):
         noise = torch.randn(mean.shape)  # not randn_like: mean is a strided view, which it fills slowly
         return (*squash(torch.addcmul(mean, std, noise), noise, log_std, self.log_scale_sum), std, noise)
 
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """A squashed sample without its log-density (acting needs none); the same draw as ``sample``."""
+        mean, log_std = self(obs)
+        return torch.tanh(torch.addcmul(mean, log_std.exp(), torch.randn(mean.shape)))
+
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized squashed sample and its log-density (of the env-scaled action)."""
         a, logp, _, _ = self._draw(self.net(obs)[0])
@@ -169,7 +174,7 @@ class SAC(Agent):
         with torch.no_grad():
             if deterministic:
                 return torch.tanh(self.actor(obs)[0])
-            return self.actor.sample(obs)[0]
+            return self.actor.act(obs)
 
     def _scale(self, actions: np.ndarray) -> np.ndarray:
         return actions * self.action_scale + self.action_bias

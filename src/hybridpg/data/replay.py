@@ -38,14 +38,27 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self.obs_dim = int(obs_dim)
         self.action_dim = int(action_dim)
-        self.obs = torch.empty((self.capacity, self.obs_dim))
-        self.next_obs = torch.empty((self.capacity, self.obs_dim))
-        self.actions = torch.empty((self.capacity, self.action_dim))
-        self.rewards = torch.empty(self.capacity)
-        self.terminated = torch.empty(self.capacity)
+        # the five sampled fields are column blocks of one row-major table, so a batch is one gather
+        # (one index_select, not five); the named fields are views into it
+        widths = {"obs": self.obs_dim, "actions": self.action_dim, "rewards": 1, "next_obs": self.obs_dim,
+                  "terminated": 1}
+        self._table = torch.empty((self.capacity, sum(widths.values())))
+        self._columns: dict[str, slice] = {}
+        start = 0
+        for name, width in widths.items():
+            self._columns[name] = slice(start, start + width)
+            start += width
+        self.obs, self.actions, self.rewards, self.next_obs, self.terminated = self._split(self._table)
         self.truncated = torch.empty(self.capacity, dtype=torch.bool)
+        self._table_np = self._table.numpy()
         self.pos = 0
         self.size = 0
+
+    def _split(self, table: torch.Tensor) -> list[torch.Tensor]:
+        """The field views of ``table`` (rewards and terminated as 1-D columns)."""
+        cols = self._columns
+        return [table[:, cols["obs"]], table[:, cols["actions"]], table[:, cols["rewards"].start],
+                table[:, cols["next_obs"]], table[:, cols["terminated"].start]]
 
     def __len__(self) -> int:
         return self.size
@@ -61,30 +74,25 @@ class ReplayBuffer:
     ) -> None:
         """Add one row per env. ``next_obs`` must be the true final observation where an episode ended."""
         n = len(rewards)
-        sl: Any = (
+        rows: Any = (
             slice(self.pos, self.pos + n)
             if self.pos + n <= self.capacity
             else (self.pos + np.arange(n)) % self.capacity
         )
-        # numpy assigns with a dtype cast in one pass; the views share memory with the tensors
-        self.obs.numpy()[sl] = obs.reshape(n, -1)
-        self.next_obs.numpy()[sl] = next_obs.reshape(n, -1)
-        self.actions.numpy()[sl] = actions.reshape(n, -1)
-        self.rewards.numpy()[sl] = rewards
-        self.terminated.numpy()[sl] = terminated
-        self.truncated.numpy()[sl] = truncated
+        # numpy assigns with a dtype cast in one pass; the table's numpy view shares its memory
+        table, cols = self._table_np, self._columns
+        table[rows, cols["obs"]] = obs.reshape(n, -1)
+        table[rows, cols["next_obs"]] = next_obs.reshape(n, -1)
+        table[rows, cols["actions"]] = actions.reshape(n, -1)
+        table[rows, cols["rewards"].start] = rewards
+        table[rows, cols["terminated"].start] = terminated
+        self.truncated.numpy()[rows] = truncated
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         idx = torch.randint(self.size, (batch_size,), generator=generator)
-        return Batch(
-            self.obs.index_select(0, idx),
-            self.actions.index_select(0, idx),
-            self.rewards.index_select(0, idx),
-            self.next_obs.index_select(0, idx),
-            self.terminated.index_select(0, idx),
-        )
+        return Batch(*self._split(self._table.index_select(0, idx)))
 
     # -- checkpoints: only the filled rows are saved ------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
