@@ -25,7 +25,7 @@ from hybridpg.cli import main
 from hybridpg.config import CONFIGS, PPOConfig, PROPSConfig
 from hybridpg.data.datasets import collect_episodes, load_dataset, write_dataset
 from hybridpg.errors import CheckpointError, ConfigError, DatasetError, EnvError, NonFiniteError
-from hybridpg.training.checkpoint import FORMAT_VERSION, MAGIC, load_checkpoint
+from hybridpg.training.checkpoint import FORMAT_VERSION, MAGIC, load_checkpoint, save_checkpoint
 
 # -- the config space --------------------------------------------------------------------------------
 FREE_FORM = {"offline_root", "offline_dataset"}  # paths/ids, checked where they are opened
@@ -185,6 +185,31 @@ def test_checkpoint_from_another_algorithm(checkpoints: dict[str, Path]) -> None
 def test_checkpoint_into_an_env_with_other_spaces(checkpoints: dict[str, Path]) -> None:
     with pytest.raises(CheckpointError, match="observation space"):
         Agent.load(checkpoints["ppo"], env="Acrobot-v1")  # Box(6,) observations vs CartPole's Box(4,)
+
+
+def test_checkpoint_with_an_older_network_layout_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SAC's output layers changed layout ((n, h, out) -> (n, out, h)); such a checkpoint is refused
+    in one line, by the API and by the CLI, and the run folder is left as it was."""
+    run = tmp_path / "run"
+    args = "train --algo sac --env Pendulum-v1 --total-timesteps 60 --learning-starts 40 --batch-size 16"
+    args += f" --hidden-sizes 16,16 --log-freq 20 --eval-freq 60 --checkpoint-freq 20 --run-dir {run}"
+    assert main(args.split()) == 0
+    final = run / "checkpoints" / "final.pt"
+    state = load_checkpoint(final)
+    w_out = state["algo_state"]["actor"]["net.w_out"]
+    state["algo_state"]["actor"]["net.w_out"] = w_out.transpose(1, 2).contiguous()  # the old layout
+    save_checkpoint(final, state)
+    before = sorted((p.name, p.stat().st_size) for p in run.rglob("*"))
+    with pytest.raises(CheckpointError, match="size mismatch for net.w_out") as info:
+        Agent.load(final)
+    assert "\n" not in str(info.value)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: checkpoint does not match this sac agent")
+    assert sorted((p.name, p.stat().st_size) for p in run.rglob("*")) == before
 
 
 def test_checkpoint_from_a_future_format(checkpoints: dict[str, Path], tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ class Agent:
             self.horizon = run_info.get("horizon")
             self._metrics_bytes = run_info.get("metrics_bytes")
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {exc}") from None
+            detail = " ".join(str(exc).split())  # torch's size-mismatch report spans lines; errors are one
+            raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {detail}") from None
         self.env_state_exact = self._load_env_state(state)
 
     def _load_env_state(self, state: dict[str, Any]) -> bool:
