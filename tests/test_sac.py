@@ -114,21 +114,26 @@ def _autograd_step(agent: SAC, b: Batch) -> dict[str, float]:
     agent.critic_opt.zero_grad()
     qf_loss.backward()
     agent.critic_opt.step()
-    a, logp = agent.actor.sample(b.obs)
-    actor_loss = (alpha * logp - agent.critic(b.obs, a, detached=True).min(0).values).mean()
-    alpha_loss = agent.alpha_loss(logp)
-    agent.actor_opt.zero_grad()  # the actor's optimizer steps the temperature too
-    actor_loss.backward()  # alpha enters detached, so this reaches the actor only
-    alpha_loss.backward()  # and log pi detached: this reaches log alpha only
-    agent.actor_opt.step()
+    for _ in range(agent.config.policy_frequency):  # delayed updates catch up, each with a fresh sample
+        a, logp = agent.actor.sample(b.obs)
+        actor_loss = (alpha * logp - agent.critic(b.obs, a, detached=True).min(0).values).mean()
+        alpha_loss = agent.alpha_loss(logp)
+        agent.actor_opt.zero_grad()  # the actor's optimizer steps the temperature too
+        actor_loss.backward()  # alpha enters detached, so this reaches the actor only
+        alpha_loss.backward()  # and log pi detached: this reaches log alpha only
+        agent.actor_opt.step()
+        alpha = agent.log_alpha.detach().exp()
     return {"losses/qf_loss": float(qf_loss.detach()), "losses/actor_loss": float(actor_loss.detach()),
             "losses/alpha_loss": float(alpha_loss.detach()), "losses/entropy": -float(logp.detach().mean())}
 
 
-def test_written_out_gradients_equal_autograds() -> None:
+@pytest.mark.parametrize("policy_frequency", [1, 2])
+def test_written_out_gradients_equal_autograds(policy_frequency: int) -> None:
     """One gradient step from the same state and the same noise: every gradient (critic, actor through
-    the squash, the clamp and the min over critics, temperature) matches autograd's."""
-    ours, ref = (SAC("Pendulum-v1", seed=0, **{**SMALL, "hidden_sizes": (16, 16)}) for _ in range(2))
+    the squash, the clamp and the min over critics, temperature) matches autograd's. With delayed
+    updates (policy_frequency 2) the step's second actor update draws its own sample."""
+    cfg = {**SMALL, "hidden_sizes": (16, 16), "policy_frequency": policy_frequency}
+    ours, ref = (SAC("Pendulum-v1", seed=0, **cfg) for _ in range(2))
     gen = torch.Generator().manual_seed(1)
     n = 64
     obs, next_obs = torch.randn(n, 3, generator=gen), torch.randn(n, 3, generator=gen)
