@@ -40,14 +40,11 @@ class ReplayBuffer:
         self.action_dim = int(action_dim)
         # the five sampled fields are column blocks of one row-major table, so a batch is one gather
         # (one index_select, not five); the named fields are views into it
-        widths = {"obs": self.obs_dim, "actions": self.action_dim, "rewards": 1, "next_obs": self.obs_dim,
-                  "terminated": 1}
-        self._table = torch.empty((self.capacity, sum(widths.values())))
-        self._columns: dict[str, slice] = {}
-        start = 0
-        for name, width in widths.items():
-            self._columns[name] = slice(start, start + width)
-            start += width
+        o, a = self.obs_dim, self.action_dim
+        self._table = torch.empty((self.capacity, 2 * o + a + 2))
+        # obs, actions, rewards, next_obs, terminated: rewards and terminated are single columns
+        self._layout: tuple[slice | int, ...] = (slice(0, o), slice(o, o + a), o + a, slice(o + a + 1, 2 * o + a + 1),
+                                                 2 * o + a + 1)
         self.obs, self.actions, self.rewards, self.next_obs, self.terminated = self._split(self._table)
         self.truncated = torch.empty(self.capacity, dtype=torch.bool)
         self._table_np = self._table.numpy()
@@ -55,10 +52,8 @@ class ReplayBuffer:
         self.size = 0
 
     def _split(self, table: torch.Tensor) -> list[torch.Tensor]:
-        """The field views of ``table`` (rewards and terminated as 1-D columns)."""
-        cols = self._columns
-        return [table[:, cols["obs"]], table[:, cols["actions"]], table[:, cols["rewards"].start],
-                table[:, cols["next_obs"]], table[:, cols["terminated"].start]]
+        """The field views of ``table``."""
+        return [table[:, cols] for cols in self._layout]
 
     def __len__(self) -> int:
         return self.size
@@ -80,12 +75,9 @@ class ReplayBuffer:
             else (self.pos + np.arange(n)) % self.capacity
         )
         # numpy assigns with a dtype cast in one pass; the table's numpy view shares its memory
-        table, cols = self._table_np, self._columns
-        table[rows, cols["obs"]] = obs.reshape(n, -1)
-        table[rows, cols["next_obs"]] = next_obs.reshape(n, -1)
-        table[rows, cols["actions"]] = actions.reshape(n, -1)
-        table[rows, cols["rewards"].start] = rewards
-        table[rows, cols["terminated"].start] = terminated
+        values = (obs.reshape(n, -1), actions.reshape(n, -1), rewards, next_obs.reshape(n, -1), terminated)
+        for cols, value in zip(self._layout, values, strict=True):
+            self._table_np[rows, cols] = value
         self.truncated.numpy()[rows] = truncated
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
