@@ -8,7 +8,8 @@ computes the same gradients as autograd (the tests compare them) with fewer ops 
 - biases are added inside ``baddbmm``, ReLU runs in place, and its backward is one masking pass;
 - the output layer's weight is stored ``(n, out, h)`` and the layer computes ``W h^T``, whose
   result is the output transposed (a view): MKL is slow when a matmul's result is thin, and a
-  critic's ``(256, 256) @ (256, 1)`` took 200 us where ``(1, 256) @ (256, 256)`` takes 25 us; its
+  critic's ``(256, 256) @ (256, 1)`` took 199 us, ``(1, 256) @ (256, 256)`` 36 us (one thread,
+  ``benchmarks/thin_matmul.py``); its
   weight gradient is ``g^T h`` for the same reason, and for ``out = 1`` the backward is a
   broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
@@ -58,7 +59,7 @@ def _grad_bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 def _relu_backward(grad: torch.Tensor, relu_out: torch.Tensor) -> torch.Tensor:
     """``grad`` masked where the ReLU was off, in place (callers pass a fresh tensor): autograd's own
     one-pass kernel; ``grad * (out > 0)`` was 4x slower here because building a bool mask is slow on
-    CPU, and writing in place saves an allocation (19 vs 27 us per 2x256x256 at two threads)."""
+    CPU, and writing in place saves an allocation."""
     out: torch.Tensor = torch.ops.aten.threshold_backward.grad_input(grad, relu_out, 0.0, grad_input=grad)
     return out
 
