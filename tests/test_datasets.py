@@ -414,3 +414,95 @@ def test_no_partial_directory_when_minari_fails_midway(
     assert not (tmp_path / "cartpole" / "other-v0").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     _check_matches(load_dataset("cartpole/random-v0", root=tmp_path), old)  # old dataset kept intact
+
+
+def _plant_code_running_dataset(root: Path, marker: Path) -> None:
+    """A dataset whose every field that could name a callable names ``os.system`` writing ``marker``."""
+    env = gym.make("Pendulum-v1")
+    episodes = collect_episodes(env, _random_policy(env), n_episodes=2, seed=0)
+    write_dataset("evil-v0", episodes, "Pendulum-v1", None, None, root=root)
+    env.close()
+    metadata_file = root / "evil-v0" / "data" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    command = {"command": f"touch {marker}"}
+    hostile_spec = {
+        "id": "Evil-v0",
+        "entry_point": "os:system",
+        "vector_entry_point": "os:system",
+        "reward_threshold": None,
+        "nondeterministic": False,
+        "max_episode_steps": None,
+        "order_enforce": True,
+        "disable_env_checker": True,
+        "kwargs": command,
+        "additional_wrappers": [{"name": "W", "entry_point": "os:system", "kwargs": command}],
+    }
+    for key in ("observation_space", "action_space"):
+        metadata.pop(key)  # Minari would rebuild these with gym.make(env_spec)
+    metadata["env_spec"] = json.dumps(hostile_spec)
+    metadata["eval_env_spec"] = json.dumps(hostile_spec)
+    metadata_file.write_text(json.dumps(metadata))
+
+
+def test_a_dataset_never_runs_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    _plant_code_running_dataset(tmp_path, marker)
+    with pytest.raises(DatasetError, match="never builds an env") as info:
+        load_dataset("evil-v0", root=tmp_path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(DatasetError, match="never builds an env"):
+        load_dataset(tmp_path / "evil-v0")
+    # With the user's env the spaces come from it and the data still reads; the env_spec stays text.
+    env = gym.make("Pendulum-v1")
+    ds = load_dataset("evil-v0", root=tmp_path, env=env)
+    assert ds.n_episodes == 2 and ds.observation_space == env.observation_space
+    assert not marker.exists()
+
+
+def test_the_cli_never_runs_a_datasets_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran"
+    _plant_code_running_dataset(tmp_path, marker)
+    for algo in ("ppo", "hnpg"):
+        command = [sys.executable, "-m", "hybridpg", "train", "--algo", algo, "--env", "Pendulum-v1"]
+        command += ["--total-timesteps", "256", "--n-steps", "256", "--eval-episodes", "1"]
+        command += ["--offline-dataset", "evil-v0"]
+        command += ["--offline-root", str(tmp_path), "--run-dir", str(tmp_path / f"run-{algo}")]
+        command += ["--bc-steps", "2"] if algo == "ppo" else []
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert not marker.exists(), f"{algo}: the dataset ran code"
+        # The env the user named supplies the spaces, so the run trains on the dataset's data.
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / f"run-{algo}" / "summary.json").is_file()
+
+
+def test_dataset_ids_never_leave_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    _cartpole_dataset(tmp_path, "outside-v0")
+    root.mkdir()
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.chdir(root)  # so that '..' relative to the working folder would find the dataset
+    for escaping in ("../outside-v0", "ns/../../outside-v0"):
+        with pytest.raises(DatasetError, match="'..'") as info:
+            load_dataset(escaping, root=root)
+        assert "\n" not in str(info.value)
+        with pytest.raises(DatasetError, match="'..'"):
+            load_dataset(escaping)
+    assert load_dataset(tmp_path / "outside-v0").n_episodes == 3  # an explicit path is the user's choice
+
+
+def test_metadata_listing_fewer_episodes_than_the_data_is_refused(tmp_path: Path) -> None:
+    _cartpole_dataset(tmp_path, n=10)
+    metadata_file = tmp_path / "cartpole" / "random-v0" / "data" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["total_episodes"] = 3
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(DatasetError, match="lists 3 episodes but the data holds more"):
+        load_dataset("cartpole/random-v0", root=tmp_path)
+    metadata["total_episodes"] = 10
+    metadata["total_steps"] += 1
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(DatasetError, match="steps but the episodes hold"):
+        load_dataset("cartpole/random-v0", root=tmp_path)

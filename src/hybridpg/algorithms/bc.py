@@ -35,13 +35,11 @@ if TYPE_CHECKING:
 def load_offline(dataset: str, root: str | None, vec: VecEnv) -> OfflineDataset:
     """Load a dataset and check its spaces against the agent's env (``DatasetError`` if they differ)."""
     # Minari/h5py/scipy load only when a dataset is actually used (keeps `import hybridpg` light)
-    from hybridpg.data.datasets import check_compatible, load_dataset
+    from hybridpg.data.datasets import load_dataset
 
-    data = load_dataset(dataset, root=root)
-    # check_compatible wants a Gymnasium env; any sub-env (or the async vector env) carries the spaces
+    # any sub-env (or the async vector env) carries the spaces; they also stand in for missing ones
     target: Any = vec.envs[0] if vec.envs else vec._async
-    check_compatible(data, target)
-    return data
+    return load_dataset(dataset, root=root, env=target)
 
 
 def dataset_actions(data: OfflineDataset, space: gym.Space[Any]) -> torch.Tensor:
