@@ -54,7 +54,8 @@ def test_props_stops_once_kl_exceeds_delta():
             results[delta]["kl_all"] = float(((logr.exp() - 1) - logr).mean())
     tight, loose = results[0.002], results[10.0]
     assert tight["props/early_stop"] == 1.0 and loose["props/early_stop"] == 0.0
-    assert tight["props/grad_steps"] < loose["props/grad_steps"] == 8 * 16
+    # minibatches of (2*2048 - 256) / 16 = 240 rows: 9 per epoch over these 2048 rows
+    assert tight["props/grad_steps"] < loose["props/grad_steps"] == 8 * 9
     # the update stopped right after crossing delta: the KL over D is near delta, far below the unconstrained one
     assert tight["kl_all"] < 5 * 0.002 < loose["kl_all"]
 
@@ -106,3 +107,73 @@ def test_buffer_is_renormalized_with_current_statistics():
     assert not torch.allclose(first, second)
     run.close()
     agent.close()
+
+
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in module.state_dict().values()]).clone()
+
+
+def _reference_per_behavior_update(monkeypatch, stale: bool) -> list[tuple[int, bool, bool]]:
+    """(update count, reference == current theta, reference == theta before the last PPO update) per call."""
+    import hybridpg.algorithms.onpolicy as onpolicy
+
+    calls: list[tuple[int, bool, bool]] = []
+    before_update: dict[int, torch.Tensor] = {}
+    real_update = onpolicy.OnPolicyAgent._ppo_update
+    real_props = onpolicy.props_update
+
+    def spy_ppo(self, data):
+        before_update[self.updates + 1] = _flat(self.policy)
+        return real_ppo_bound(self, data)
+
+    real_ppo_bound = real_update
+
+    def spy_props(behavior, reference, optimizer, obs, actions, cfg, generator):
+        current = _flat(agent.policy)
+        old = before_update.get(agent.updates, current)
+        ref = _flat(reference)
+        calls.append((agent.updates, torch.equal(ref, current), torch.equal(ref, old)))
+        return real_props(behavior, reference, optimizer, obs, actions, cfg, generator)
+
+    monkeypatch.setattr(onpolicy.OnPolicyAgent, "_ppo_update", spy_ppo)
+    monkeypatch.setattr(onpolicy, "props_update", spy_props)
+    agent = PROPS("CartPole-v1", seed=0, n_steps=64, behavior_steps=16, n_minibatches=4, eval_freq=0,
+                  se_freq=0, checkpoint_freq=0, props_stale_reference=stale)
+    agent.learn(64 * 4, progress=False)
+    agent.close()
+    return calls
+
+
+def test_stale_reference_only_for_the_first_behavior_update_after_a_ppo_update(monkeypatch):
+    calls = _reference_per_behavior_update(monkeypatch, stale=True)
+    after_updates = [c for c in calls if c[0] >= 1]
+    assert len(after_updates) >= 8
+    for index, (updates, is_current, is_old) in enumerate(after_updates):
+        first = index == 0 or after_updates[index - 1][0] != updates
+        if first:  # theta has just moved; the reference is still the one from before the update
+            assert is_old and not is_current, (index, updates)
+        else:
+            assert is_current, (index, updates)
+
+
+def test_fresh_reference_is_always_the_current_theta(monkeypatch):
+    calls = _reference_per_behavior_update(monkeypatch, stale=False)
+    assert len(calls) >= 8 and all(is_current for _, is_current, _ in calls)
+    assert not all(is_old for updates, _, is_old in calls if updates >= 1)
+
+
+def test_props_minibatches_have_the_authors_fixed_size():
+    torch.manual_seed(0)
+    theta = Policy(4, gym.spaces.Discrete(3), (16, 16))
+    cfg = PROPSConfig(n_steps=2048, behavior_steps=256, props_minibatches=16, props_epochs=1,
+                      props_target_kl=1e9)
+    obs, actions = skewed_discrete_buffer(n=2048)
+    steps = []
+    for n in (2048, 4096 - 256):  # a half-full buffer, then a full one less the m oldest rows
+        obs, actions = skewed_discrete_buffer(n=n)
+        phi = copy.deepcopy(theta).requires_grad_(True)
+        opt = torch.optim.Adam(phi.parameters(), lr=1e-4)
+        stats = props_update(phi, theta.requires_grad_(False), opt, obs, actions, cfg, torch.Generator())
+        steps.append(stats["props/grad_steps"])
+    # (b*n - m) / 16 = 240 rows per minibatch: 2048 rows take 9 steps (the last one partial), 3840 take 16
+    assert steps == [9.0, 16.0]

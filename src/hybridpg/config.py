@@ -108,7 +108,7 @@ class OnPolicyConfig(BaseConfig):
     n_minibatches: int = 32
     clip_coef: float = 0.2
     clip_vloss: bool = True
-    ent_coef: float = 0.0
+    ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = 0.03

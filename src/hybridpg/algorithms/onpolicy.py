@@ -238,9 +238,13 @@ class OnPolicyAgent(Agent):
         # the oldest m rows are evicted by the next collection before they could be corrected
         skip = self.config.behavior_steps // self.config.num_envs if self.buffer.full else 0
         obs, actions = self._buffer_obs_actions(skip)
-        return props_update(
+        metrics = props_update(
             self.behavior, self.reference, self.behavior_optimizer, obs, actions, self.config, self.torch_rng
         )
+        if self.config.props_stale_reference:
+            # the authors' quirk: only the first behavior update after a PPO update sees the old theta
+            self.reference.load_state_dict(self.policy.state_dict())
+        return metrics
 
     # -- state ---------------------------------------------------------------------------------------
     def _algo_state(self) -> dict[str, Any]:

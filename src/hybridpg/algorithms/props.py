@@ -34,7 +34,8 @@ def props_update(
         ref_out = reference.net(obs)
         ref_logp, _ = reference.log_prob_from(ref_out, actions)
         ref_log_std = reference.log_std.detach()
-    mb_size = max(n // cfg.props_minibatches, 1)
+    # the authors' fixed size (b*n - m) / minibatches: an early, smaller buffer takes fewer steps
+    mb_size = max((cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps) // cfg.props_minibatches, 1)
     behavior_params = [p for p in behavior.parameters() if p.requires_grad]
     epochs_run, steps, stopped = 0, 0, False
     kl = torch.zeros(())
@@ -48,10 +49,10 @@ def props_update(
     for _ in range(cfg.props_epochs):
         shuffled = packed[torch.randperm(n, generator=generator)]
         epochs_run += 1
-        for start in range(0, n - mb_size + 1, mb_size):
+        for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
             mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[start : start + mb_size].split(widths, dim=1)
             out = behavior.net(mb_obs)
-            logp, _ = behavior.log_prob_from(out, mb_act.reshape(mb_size, *act_shape))
+            logp, _ = behavior.log_prob_from(out, mb_act.reshape(mb_obs.shape[0], *act_shape))
             log_ratio = logp - mb_ref_logp.squeeze(1)
             ratio = log_ratio.exp()
             with torch.no_grad():
