@@ -126,6 +126,9 @@ class Agent:
         try:
             with _stop_on_signals(run):
                 try:
+                    if self.global_step == 0 and self.config.eval_freq:
+                        # the untrained policy: the 0% point of every learning curve
+                        run.logger.log(0, run.evaluate())
                     self._train(run, self.horizon)
                 except _StopRun:
                     pass

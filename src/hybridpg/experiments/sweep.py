@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import yaml
 
 from hybridpg.errors import ConfigError, HybridPGError
+from hybridpg.experiments.spec_file import BUNDLED, SpecFile, load_spec, parse_seeds, validate_settings
 
 SWEEP_FILE = "sweep.yaml"
 
@@ -43,7 +44,7 @@ class RunSpec:
     seed: int
     total_timesteps: int
     run_dir: str
-    overrides: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -79,18 +80,34 @@ class SweepSpec:
     backend: str = "local"
     ray_address: str | None = None
     cpus_per_run: float = 1.0
+    #: a spec file's per-algo/env settings and budgets; ``total_timesteps`` > 0 overrides its budgets
+    spec_file: SpecFile | None = None
+
+    def budget(self, env: str) -> int:
+        if self.spec_file is not None and self.total_timesteps <= 0:
+            return self.spec_file.budget_for(env)
+        return self.total_timesteps
+
+    def settings(self, algo: str, env: str) -> dict[str, Any]:
+        layered = self.spec_file.settings_for(algo, env) if self.spec_file is not None else {}
+        return {**layered, **self.overrides}
 
     def runs(self) -> list[RunSpec]:
         return [
-            RunSpec(algo, env, seed, self.total_timesteps, str(run_dir_for(self.root, env, algo, seed)),
-                    dict(self.overrides))
+            RunSpec(algo, env, seed, self.budget(env), str(run_dir_for(self.root, env, algo, seed)),
+                    self.settings(algo, env))
             for env in self.envs for algo in self.algos for seed in self.seeds
         ]
 
     def command(self) -> str:
         """The ``hybridpg sweep`` command line that reproduces this sweep."""
-        args = ["hybridpg", "sweep", "--algos", ",".join(self.algos), "--envs", ",".join(self.envs),
-                "--seeds", ",".join(map(str, self.seeds)), "--total-timesteps", str(self.total_timesteps)]
+        if self.spec_file is not None:
+            args = ["hybridpg", "sweep", "--spec", self.spec_file.path, "--seeds", ",".join(map(str, self.seeds))]
+            if self.total_timesteps > 0:
+                args += ["--total-timesteps", str(self.total_timesteps)]
+        else:
+            args = ["hybridpg", "sweep", "--algos", ",".join(self.algos), "--envs", ",".join(self.envs),
+                    "--seeds", ",".join(map(str, self.seeds)), "--total-timesteps", str(self.total_timesteps)]
         for key, value in self.overrides.items():
             args += ["--set", f"{key}={value}"]
         args += ["--out", str(self.root), "--workers", str(self.workers), "--backend", self.backend]
@@ -334,7 +351,7 @@ def validate_spec(spec: SweepSpec) -> None:
         raise ConfigError("a sweep needs at least one algorithm, one env and one seed")
     if len(set(spec.algos)) != len(spec.algos) or len(set(spec.envs)) != len(spec.envs):
         raise ConfigError("--algos and --envs must not repeat an entry")
-    if spec.total_timesteps < 1:
+    if spec.total_timesteps < 1 and (spec.spec_file is None or spec.total_timesteps != 0):
         raise ConfigError(f"--total-timesteps={spec.total_timesteps}: must be >= 1")
     if spec.workers < 1:
         raise ConfigError(f"--workers={spec.workers}: must be >= 1")
@@ -348,6 +365,8 @@ def validate_spec(spec: SweepSpec) -> None:
     typos = sorted(set(spec.overrides) - known)
     if typos:
         raise ConfigError(f"--set {typos[0]}: not a config field of {', '.join(spec.algos)}")
+    if spec.spec_file is not None:  # every run's merged settings, checked before any run starts
+        validate_settings(spec.spec_file, spec.overrides, f"spec {spec.spec_file.path} with --set")
 
 
 def write_sweep_file(spec: SweepSpec) -> None:
@@ -356,7 +375,9 @@ def write_sweep_file(spec: SweepSpec) -> None:
     doc: dict[str, Any] = {}
     if path.exists():
         doc = yaml.safe_load(path.read_text()) or {}
-        for key, mine in (("total_timesteps", spec.total_timesteps), ("overrides", spec.overrides)):
+        layered = spec.spec_file.to_dict() if spec.spec_file is not None else None
+        for key, mine in (("total_timesteps", spec.total_timesteps), ("overrides", spec.overrides),
+                          ("spec", layered)):
             if doc.get(key) != mine:
                 raise ConfigError(
                     f"{spec.root} holds a sweep with {key}={doc.get(key)!r}, not {mine!r}; use another --out"
@@ -367,6 +388,7 @@ def write_sweep_file(spec: SweepSpec) -> None:
         "seeds": sorted(set(doc.get("seeds", [])) | set(spec.seeds)),
         "total_timesteps": spec.total_timesteps,
         "overrides": dict(spec.overrides),
+        **({"spec": spec.spec_file.to_dict()} if spec.spec_file is not None else {}),
         "backend": spec.backend,
         "workers": spec.workers,
         "commands": _union(doc.get("commands", []), [spec.command()]),
@@ -411,23 +433,6 @@ def run_sweep(spec: SweepSpec, stream: TextIO | None = None, tty: bool | None = 
 # -- CLI --------------------------------------------------------------------------------------------
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``10`` -> seeds 0..9; ``3,7`` -> those seeds; ``5-9`` -> 5..9."""
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        elif "-" in text.strip()[1:]:
-            lo, hi = text.split("-", 1)
-            seeds = list(range(int(lo), int(hi) + 1))
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise ConfigError(f"--seeds={text!r}: give a count (10), a list (0,3,7) or a range (5-9)") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds={text!r}: need distinct, non-negative seeds")
-    return seeds
-
-
 def parse_overrides(items: Sequence[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
@@ -448,10 +453,15 @@ def add_parser(subparsers: Any) -> None:
         description="Run every (algo, env, seed) as its own run folder under --out. Rerunning the same "
                     "command skips finished runs and resumes interrupted ones from their checkpoint.",
     )
-    parser.add_argument("--algos", required=True, help="comma-separated, e.g. props,ppo-buffer,ppo")
-    parser.add_argument("--envs", required=True, help="comma-separated Gymnasium ids")
-    parser.add_argument("--seeds", default="5", help="count N (seeds 0..N-1), list 0,3,7 or range 5-9")
-    parser.add_argument("--total-timesteps", type=int, required=True, help="env steps per run")
+    parser.add_argument("--spec", default=None, metavar="FILE",
+                        help="a spec file (YAML: algos, envs, seeds, budgets, settings per algo, env and "
+                             "algo x env) or a bundled spec's name: " + ", ".join(sorted(BUNDLED)))
+    parser.add_argument("--algos", help="comma-separated, e.g. props,ppo-buffer,ppo (not with --spec)")
+    parser.add_argument("--envs", help="comma-separated Gymnasium ids (not with --spec)")
+    parser.add_argument("--seeds", default=None,
+                        help="count N (seeds 0..N-1), list 0,3,7 or range 5-9 (default: the spec's, else 5)")
+    parser.add_argument("--total-timesteps", type=int, default=None,
+                        help="env steps per run (with --spec: replaces the spec's budgets)")
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
                         help="config override for every run (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="sweep root folder")
@@ -465,12 +475,25 @@ def add_parser(subparsers: Any) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    return SweepSpec(
-        algos=_split(args.algos), envs=_split(args.envs), seeds=parse_seeds(args.seeds),
-        total_timesteps=args.total_timesteps, overrides=parse_overrides(args.overrides),
-        root=args.out.resolve(), workers=args.workers, backend=args.backend,
-        ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
-    )
+    common: dict[str, Any] = {
+        "overrides": parse_overrides(args.overrides), "root": args.out.resolve(), "workers": args.workers,
+        "backend": args.backend, "ray_address": args.ray_address, "cpus_per_run": args.cpus_per_run,
+    }
+    if args.spec is not None:
+        if args.algos or args.envs:
+            raise ConfigError("--algos and --envs come from the spec file; leave them out with --spec")
+        if args.total_timesteps is not None and args.total_timesteps < 1:
+            raise ConfigError(f"--total-timesteps={args.total_timesteps}: must be >= 1")
+        spec_file = load_spec(args.spec)
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else spec_file.seeds
+        return SweepSpec(algos=spec_file.algos, envs=spec_file.envs, seeds=seeds,
+                         total_timesteps=args.total_timesteps or 0, spec_file=spec_file, **common)
+    missing = [flag for flag, value in (("--algos", args.algos), ("--envs", args.envs),
+                                         ("--total-timesteps", args.total_timesteps)) if value is None]
+    if missing:
+        raise ConfigError(f"hybridpg sweep: {', '.join(missing)} needed (or a --spec file)")
+    return SweepSpec(algos=_split(args.algos), envs=_split(args.envs), seeds=parse_seeds(args.seeds or "5"),
+                     total_timesteps=args.total_timesteps, **common)
 
 
 def handle(args: argparse.Namespace) -> int:

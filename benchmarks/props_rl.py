@@ -1,0 +1,227 @@
+"""The PROPS paper's RL comparison: PROPS vs PPO-Buffer vs PPO with the authors' per-env settings.
+
+    python benchmarks/props_rl.py run [--envs Hopper-v5,...] [--seeds 10] [--workers 2]
+    python benchmarks/props_rl.py report
+
+``run`` is ``hybridpg sweep --spec props-paper`` with the runs ordered seed by seed (so that a
+partial sweep holds every method for the seeds it has), restartable like any sweep. ``report``
+reads the run folders and writes the raw per-run curves (JSON), the figure, and the summary:
+per-env IQM of the final return and of the AUC with 95% stratified-bootstrap CIs, the aggregate
+curve (IQM of max-normalized return at 11 budget fractions, pooled over envs), the probability of
+improvement of PROPS over each baseline, and each method's live sampling error over training.
+Only envs where every method has the same seeds finished enter the aggregate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridpg.experiments.compare import EVAL_KEY, SE_KEY, RunData, load_runs
+from hybridpg.experiments.spec_file import load_spec, parse_seeds
+from hybridpg.experiments.sweep import SweepProgress, SweepSpec, run_local, run_state, write_sweep_file
+from hybridpg.stats import aggregate_with_ci, per_env_iqm_with_ci, probability_of_improvement
+
+ROOT = Path("runs/props_rl")
+OUT = Path("benchmarks/results/props_rl")
+FRACTIONS = np.linspace(0.0, 1.0, 11)
+METHODS = ("props", "ppo-buffer", "ppo")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec_file = load_spec(args.spec)
+    envs = args.envs.split(",") if args.envs else spec_file.envs
+    unknown = [env for env in envs if env not in spec_file.envs]
+    if unknown:
+        print(f"error: {unknown[0]} is not in the spec's envs", file=sys.stderr)
+        return 2
+    seeds = parse_seeds(args.seeds) if args.seeds else spec_file.seeds
+    sweep = SweepSpec(spec_file.algos, envs, seeds, 0, {}, args.root.resolve(), workers=args.workers,
+                      spec_file=spec_file)
+    write_sweep_file(sweep)
+    by_key = {(run.env, run.algo, run.seed): run for run in sweep.runs()}
+    ordered = [by_key[(env, algo, seed)] for env in envs for seed in seeds for algo in spec_file.algos]
+    todo = [run for run in ordered if run_state(Path(run.run_dir)) != "finished"]
+    print(f"$ {sweep.command()}  ({len(todo)} of {len(ordered)} runs to do)", flush=True)
+    progress = SweepProgress(len(todo))
+    run_local(todo, args.workers, progress)
+    progress.close()
+    return 1 if progress.failed else 0
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def _complete(runs: list[RunData]) -> dict[str, dict[str, dict[int, RunData]]]:
+    """{env: {algo: {seed: run}}} of finished runs, cut to the seeds every method has."""
+    table: dict[str, dict[str, dict[int, RunData]]] = {}
+    for run in runs:
+        if run.finished and EVAL_KEY in run.curves:
+            table.setdefault(run.env, {}).setdefault(run.algo, {})[run.seed] = run
+    out = {}
+    for env, by_algo in table.items():
+        if set(by_algo) != set(METHODS):
+            continue
+        common = set.intersection(*(set(s) for s in by_algo.values()))
+        if len(common) >= 2:
+            out[env] = {algo: {seed: by_algo[algo][seed] for seed in sorted(common)} for algo in METHODS}
+    return out
+
+
+def _curve_at(run: RunData, fractions: np.ndarray) -> np.ndarray:
+    steps, values = run.curves[EVAL_KEY]
+    return np.interp(fractions * run.total_timesteps, steps, values)
+
+
+def _se_series(run: RunData) -> tuple[np.ndarray, np.ndarray] | None:
+    return run.curves.get(SE_KEY)
+
+
+def _mean_ci(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(reps, len(values)), replace=True).mean(axis=1)
+    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    complete = _complete(load_runs(args.root))
+    if not complete:
+        print("error: no env has finished runs of every method yet", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw: dict[str, Any] = {"envs": {}}
+    lines = ["| env (budget, seeds) | method | final return IQM [95% CI] | AUC IQM [95% CI] | "
+             "live SE mean [95% CI] | SE first half | SE second half |", "|---|---|---|---|---|---|---|"]
+    curves: dict[str, dict[str, np.ndarray]] = {}  # env -> algo -> (seeds, fractions) raw returns
+    finals: dict[str, dict[str, np.ndarray]] = {}
+    se_means: dict[str, dict[str, float]] = {}
+    for env, by_algo in complete.items():
+        raw["envs"][env] = {}
+        curves[env], finals[env], se_means[env] = {}, {}, {}
+        for algo, by_seed in by_algo.items():
+            runs = list(by_seed.values())
+            final = np.array([r.final_return() for r in runs])
+            auc = np.array([r.auc() / r.total_timesteps for r in runs])  # mean return over the budget
+            curves[env][algo] = np.stack([_curve_at(r, FRACTIONS) for r in runs])
+            finals[env][algo] = final
+            se_all, se_early, se_late = [], [], []
+            for r in runs:
+                series = _se_series(r)
+                if series is None:
+                    continue
+                steps, values = series
+                se_all.append(values.mean())
+                half = steps <= r.total_timesteps / 2
+                se_early.append(values[half].mean() if half.any() else np.nan)
+                se_late.append(values[~half].mean() if (~half).any() else np.nan)
+            f_est, a_est = per_env_iqm_with_ci(final), per_env_iqm_with_ci(auc)
+            se_text = early_text = late_text = "n/a"
+            if se_all:
+                mean, lo, hi = _mean_ci(np.array(se_all))
+                se_means[env][algo] = mean
+                se_text = f"{mean:.4f} [{lo:.4f}, {hi:.4f}]"
+                early_text, late_text = f"{np.nanmean(se_early):.4f}", f"{np.nanmean(se_late):.4f}"
+            budget = runs[0].total_timesteps
+            lines.append(f"| {env} ({budget // 1000}k, {len(runs)}) | {algo} | {f_est.point:.1f} "
+                         f"[{f_est.low:.1f}, {f_est.high:.1f}] | {a_est.point:.1f} [{a_est.low:.1f}, "
+                         f"{a_est.high:.1f}] | {se_text} | {early_text} | {late_text} |")
+            raw["envs"][env][algo] = {
+                str(r.seed): {
+                    "eval_steps": r.curves[EVAL_KEY][0].tolist(), "eval_returns": r.curves[EVAL_KEY][1].tolist(),
+                    "se_steps": r.curves[SE_KEY][0].tolist() if SE_KEY in r.curves else [],
+                    "se": r.curves[SE_KEY][1].tolist() if SE_KEY in r.curves else [],
+                    "total_timesteps": r.total_timesteps, "sps": r.sps, "config": r.config,
+                } for r in runs
+            }
+    # max-normalization per env over every method, seed and budget point, then IQM pooled over envs
+    n_seeds = min(len(s) for by_algo in complete.values() for s in by_algo.values())
+    norm = {}
+    for env in curves:
+        top = max(float(c.max()) for c in curves[env].values())
+        low = min(float(c.min()) for c in curves[env].values())
+        norm[env] = {algo: (c[:n_seeds] - low) / max(top - low, 1e-12) for algo, c in curves[env].items()}
+    envs = sorted(norm)
+    aggregate = {}
+    for i, fraction in enumerate(FRACTIONS):
+        scores = {algo: np.stack([norm[env][algo][:, i] for env in envs], axis=1) for algo in METHODS}
+        aggregate[f"{fraction:.1f}"] = {algo: est["iqm"] for algo, est in aggregate_with_ci(scores, ("iqm",)).items()}
+    at30 = {algo: np.stack([norm[env][algo][:, 3] for env in envs], axis=1) for algo in METHODS}
+    at100 = {algo: np.stack([norm[env][algo][:, -1] for env in envs], axis=1) for algo in METHODS}
+    poi = {f"props>{base}@{label}": probability_of_improvement(scores["props"], scores[base])
+           for base in ("ppo", "ppo-buffer") for label, scores in (("30%", at30), ("100%", at100))}
+
+    lines += ["", f"Aggregate over {', '.join(envs)} ({n_seeds} seeds each): IQM of max-normalized return",
+              "", "| budget | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+    for key, row in aggregate.items():
+        lines.append(f"| {float(key):.0%} | " + " | ".join(str(row[a]) for a in METHODS) + " |")
+    ratio30 = aggregate["0.3"]["props"].point / max(aggregate["0.3"]["ppo"].point, 1e-12)
+    lines += ["", f"PROPS / PPO aggregate IQM at 30% of the budget: {ratio30:.2f}x (goal >= 1.1x)", ""]
+    for key, est in poi.items():
+        lines.append(f"P({key.split('@')[0].replace('>', ' > ')}) at {key.split('@')[1]}: {est}")
+    lines.append("")
+    for env in envs:
+        if "props" in se_means[env] and "ppo-buffer" in se_means[env]:
+            ratio = se_means[env]["props"] / se_means[env]["ppo-buffer"]
+            lines.append(f"{env}: PROPS live SE / PPO-Buffer's = {ratio:.2f}x (goal <= 0.7x)")
+    text = "\n".join(lines)
+    raw["aggregate"] = {k: {a: [e.point, e.low, e.high] for a, e in row.items()} for k, row in aggregate.items()}
+    raw["probability_of_improvement"] = {k: [e.point, e.low, e.high] for k, e in poi.items()}
+    (args.out / "results.json").write_text(json.dumps(raw))
+    (args.out / "summary.md").write_text(text + "\n")
+    _figure(aggregate, complete, args.out / "props_rl.png")
+    print(text)
+    return 0
+
+
+def _figure(aggregate: dict[str, dict[str, Any]], complete: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted(complete)
+    fig, axes = plt.subplots(1, 1 + len(envs), figsize=(4.2 * (1 + len(envs)), 3.4))
+    ax = axes[0]
+    for algo in METHODS:
+        est = [aggregate[f"{f:.1f}"][algo] for f in FRACTIONS]
+        ax.plot(FRACTIONS, [e.point for e in est], label=algo)
+        ax.fill_between(FRACTIONS, [e.low for e in est], [e.high for e in est], alpha=0.2)
+    ax.set(title="IQM max-normalized return", xlabel="fraction of budget", ylim=(0, 1))
+    ax.legend()
+    for ax, env in zip(axes[1:], envs, strict=True):
+        for algo in METHODS:
+            series = [r.curves[SE_KEY] for r in complete[env][algo].values() if SE_KEY in r.curves]
+            if not series:
+                continue
+            grid = np.linspace(0, max(s[0].max() for s in series), 20)
+            values = np.stack([np.interp(grid, s[0], s[1]) for s in series])
+            ax.plot(grid, values.mean(0), label=algo)
+        ax.set(title=f"{env}: live sampling error", xlabel="env steps", yscale="log")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train the runs (restartable)")
+    run.add_argument("--spec", default="props-paper")
+    run.add_argument("--envs", default=None, help="comma-separated subset of the spec's envs, in this order")
+    run.add_argument("--seeds", default=None, help="default: the spec's")
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--root", type=Path, default=ROOT)
+    report = sub.add_parser("report", help="statistics, raw JSON and the figure")
+    report.add_argument("--root", type=Path, default=ROOT)
+    report.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    return cmd_run(args) if args.command == "run" else cmd_report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
