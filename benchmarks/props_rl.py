@@ -54,6 +54,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if progress.failed else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Each method's n and lr on seeds the benchmark never reports; prints and saves AUC per setting."""
+    import itertools
+
+    spec_file = load_spec(args.spec)
+    seeds = parse_seeds(args.seeds)
+    if set(seeds) & set(spec_file.seeds):
+        print("error: tuning seeds must not be among the spec's reported seeds", file=sys.stderr)
+        return 2
+    grid = [dict(zip(("n_steps", "learning_rate"), combo, strict=True))
+            for combo in itertools.product(args.n_steps, args.learning_rates)]
+    runs, setting_of = [], {}
+    for combo in grid:
+        name = f"n{combo['n_steps']}-lr{combo['learning_rate']:g}"
+        overrides = {**combo, "behavior_steps": combo["n_steps"] // 4}  # PROPS's m = n/4, as on Hopper's 2048/256
+        sweep = SweepSpec(spec_file.algos, [args.env], seeds, 0, overrides, (args.root / name).resolve(),
+                          spec_file=spec_file)
+        for run in sweep.runs():
+            runs.append(run)
+            setting_of[run.run_dir] = name
+    todo = [run for run in runs if run_state(Path(run.run_dir)) != "finished"]
+    progress = SweepProgress(len(todo))
+    run_local(todo, args.workers, progress)
+    progress.close()
+    table: dict[str, dict[str, list[float]]] = {}
+    for run in load_runs(args.root):
+        if run.finished and EVAL_KEY in run.curves and run.env == args.env:
+            name = setting_of.get(str(run.path.resolve()))
+            if name is not None:
+                table.setdefault(run.algo, {}).setdefault(name, []).append(run.auc() / run.total_timesteps)
+    chosen = {}
+    for algo, by_setting in sorted(table.items()):
+        means = {name: float(np.mean(v)) for name, v in by_setting.items()}
+        chosen[algo] = max(means, key=lambda k: means[k])
+        print(f"{algo}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(means.items())) + f" -> {chosen[algo]}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"tuning_{args.env}.json").write_text(json.dumps(
+        {"env": args.env, "seeds": seeds, "metric": "mean eval return over the budget (AUC / budget)",
+         "results": table, "chosen": chosen}, indent=1))
+    return 1 if progress.failed else 0
+
+
 # -- report -----------------------------------------------------------------------------------------
 
 
@@ -216,11 +258,20 @@ def main() -> int:
     run.add_argument("--seeds", default=None, help="default: the spec's")
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--root", type=Path, default=ROOT)
+    tune = sub.add_parser("tune", help="choose n and lr per method on seeds that are not reported")
+    tune.add_argument("--spec", default="props-paper")
+    tune.add_argument("--env", default="CartPole-v1")
+    tune.add_argument("--seeds", default="100-102")
+    tune.add_argument("--n-steps", type=int, nargs="+", default=[512, 1024])
+    tune.add_argument("--learning-rates", type=float, nargs="+", default=[1e-3, 3e-4])
+    tune.add_argument("--workers", type=int, default=1)
+    tune.add_argument("--root", type=Path, default=Path("runs/props_rl_tune"))
+    tune.add_argument("--out", type=Path, default=OUT)
     report = sub.add_parser("report", help="statistics, raw JSON and the figure")
     report.add_argument("--root", type=Path, default=ROOT)
     report.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    return cmd_run(args) if args.command == "run" else cmd_report(args)
+    return {"run": cmd_run, "tune": cmd_tune, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":

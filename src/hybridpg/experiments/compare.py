@@ -135,7 +135,7 @@ def method_rows(runs: list[RunData], reps: int = 2000, seed: int = 0) -> list[Me
         final = np.array([r.final_return() for r in done])
         early = np.array([r.return_at(EARLY_FRACTION * r.total_timesteps) for r in done])
         auc = np.array([r.auc() for r in done])
-        se = [float(r.curves[SE_KEY][1][-1]) for r in done if SE_KEY in r.curves]
+        se = [float(r.curves[SE_KEY][1].mean()) for r in done if SE_KEY in r.curves]  # over all of training
         sps = [r.sps for r in done if r.sps is not None]
         rows.append(MethodRow(
             method, len(done), len(group_runs) - len(done),
@@ -151,8 +151,12 @@ def _ci(est: Any) -> str:
     return f"{est.point:.1f} [{est.low:.1f}, {est.high:.1f}]"
 
 
-TABLE_HEADER = ["method", "n", "final IQM [95% CI]", "final mean", "@30% IQM [95% CI]",
-                "AUC IQM [95% CI]", "sampling err", "SPS"]
+TABLE_HEADER = ["method", "n", "final IQM ↑ [95% CI]", "final mean ↑", "@30% IQM ↑ [95% CI]",
+                "AUC IQM ↑ [95% CI]", "sampling err ↓", "SPS ↑"]
+#: printed under the tables: what the arrows and the sampling-error column mean
+TABLE_LEGEND = ("↑ higher is better, ↓ lower is better. sampling err: KL from the buffer's maximum-likelihood "
+                "policy to the target, averaged over training (how far the data each update trains on is "
+                "from on-policy data).")
 
 
 def row_cells(row: MethodRow) -> list[str]:
@@ -188,6 +192,7 @@ def compare(root: Path, out: Path | None = None, reps: int = 2000, stream: Any =
             print(format_table(env, tables[env]), file=stream)
         else:
             print(f"== {env} ==\n(no finished runs with evaluations)", file=stream)
+    print(TABLE_LEGEND, file=stream)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

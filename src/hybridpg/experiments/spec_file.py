@@ -96,7 +96,8 @@ def load_spec(name_or_path: str) -> SpecFile:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
     algos, envs = _names(doc["algos"], "algos", where), _names(doc["envs"], "envs", where)
     seeds = parse_seeds(str(doc.get("seeds", 5)).strip("[]").replace(" ", ""))
-    spec = SpecFile(str(path), algos, envs, seeds, _budgets(doc["total_timesteps"], envs, where),
+    shown = name_or_path if name_or_path in BUNDLED else str(path)
+    spec = SpecFile(shown, algos, envs, seeds, _budgets(doc["total_timesteps"], envs, where),
                     description=str(doc.get("description", "")))
     for layer in LAYERS:
         spec.layers[layer] = _layer(doc.get(layer) or {}, layer, algos, envs, where)
