@@ -1,11 +1,13 @@
 """Fidelity benchmark: fixed random target, SE after each batch for on-policy sampling, PROPS and ROS.
 
 Reports SE at the end of the run (mean +- 95% t-interval over seeds), the PROPS / on-policy ratio
-(paper: 0.5-0.75x; target <= 0.7) and ROS lr 1e-5 against on-policy (expected within +-10%).
-ROS costs O(buffer) per env step, so ``--ros-batches`` may cap its run; it is then compared with
-on-policy at the same number of samples.
+(paper: 0.5-0.75x; target <= 0.7) and ROS against on-policy at each step size given to
+``--ros-lr`` (ROS acts with phi = theta - lr * g_bar, reset to theta before every env step; at lr
+1e-5 it is indistinguishable from on-policy). ROS costs O(buffer) per env step, so
+``--ros-batches`` may cap its run; it is then compared with on-policy at the same number of samples.
 
     python benchmarks/sampling_error.py --env Hopper-v5 --seeds 5 --se-epochs 100 --out runs/bench-se
+    python benchmarks/sampling_error.py --methods on-policy,ros --ros-lr 1e-5 1e-3 1e-1 10 --out runs/ros-sweep
 """
 
 from __future__ import annotations
@@ -19,23 +21,26 @@ import numpy as np
 
 from hybridpg.diagnostics.fixed_target import (
     add_props_arguments,
+    label,
+    label_order,
     mean_ci,
     props_overrides,
     run_fixed_target,
     write_outputs,
 )
+from hybridpg.errors import NonFiniteError
 
 
 def _at(rows: list[dict[str, Any]], env: str, method: str, samples: int) -> dict[int, float]:
-    return {r["seed"]: r["se"] for r in rows if r["env"] == env and r["method"] == method and r["samples"] == samples}
+    return {r["seed"]: r["se"] for r in rows if r["env"] == env and label(r) == method and r["samples"] == samples}
 
 
 def report(rows: list[dict[str, Any]], env: str) -> None:
     print(f"\n{env}: SE (mean +- 95% CI over seeds)")
     print("| method | samples | seeds | SE | ratio to on-policy (paired per seed) |")
     print("|---|---|---|---|---|")
-    for method in ("on-policy", "props", "ros"):
-        mine = [r for r in rows if r["env"] == env and r["method"] == method]
+    for method in sorted({label(r) for r in rows if r["env"] == env}, key=label_order):
+        mine = [r for r in rows if r["env"] == env and label(r) == method]
         if not mine:
             continue
         samples = max(r["samples"] for r in mine)
@@ -85,6 +90,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--env", nargs="+", default=["Hopper-v5", "CartPole-v1"])
     p.add_argument("--methods", default="on-policy,props,ros")
+    p.add_argument("--ros-lr", type=float, nargs="+", default=[1e-5],
+                   help="ROS step sizes to sweep, one ROS run per value and seed (default: 1e-5)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed-start", type=int, default=0, help="first seed (to split seeds over processes)")
     p.add_argument("--batches", type=int, default=16)
@@ -105,19 +112,27 @@ def main() -> None:
             overhead(env, args.overhead, args.se_freq, args.se_epochs)
         return
     rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
     for env in args.env:
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             for method in args.methods.split(","):
                 batches = args.ros_batches if method == "ros" and args.ros_batches else args.batches
-                t0 = time.perf_counter()
                 record = None if args.record_at is None else [b for b in args.record_at if b <= batches]
-                new = run_fixed_target(env, method, "random", seed, batches, args.batch_size, args.se_epochs,
-                                       overrides=overrides if method == "props" else None, record_at=record)
-                write_outputs(args.out, new)  # appended as it goes: a killed run keeps its finished seeds
-                rows += new
-                print(f"{env} {method} seed {seed}: SE {new[-1]['se']:.5f} at {new[-1]['samples']} "
-                      f"({time.perf_counter() - t0:.0f}s)", flush=True)
+                settings = {"props": [overrides], "ros": [{"ros_lr": lr} for lr in args.ros_lr]}.get(method, [{}])
+                for setting in settings:
+                    t0 = time.perf_counter()
+                    try:
+                        new = run_fixed_target(env, method, "random", seed, batches, args.batch_size,
+                                               args.se_epochs, overrides=setting, record_at=record)
+                    except NonFiniteError as exc:  # a too-large ROS step diverges: a result of the sweep, not a crash
+                        print(f"{env} {method} {setting} seed {seed}: diverged ({exc})", flush=True)
+                        continue
+                    write_outputs(args.out, new)  # appended as it goes: a killed run keeps its finished seeds
+                    rows += new
+                    print(f"{env} {label(new[-1])} seed {seed}: SE {new[-1]['se']:.5f} at {new[-1]['samples']} "
+                          f"({time.perf_counter() - t0:.0f}s)", flush=True)
         report(rows, env)
+    print(f"\ntotal wall time {time.perf_counter() - start:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ class OnPolicyAgent(Agent):
             self.reference = copy.deepcopy(self.policy).requires_grad_(False)
             if cfg.behavior == "props":
                 self.behavior_optimizer = make_adam(self.behavior.parameters(), cfg.props_lr)
-            else:  # ROS takes plain gradient steps
-                self.behavior_optimizer = torch.optim.SGD(self.behavior.parameters(), lr=cfg.ros_lr)
+            else:  # ROS's step is exactly -ros_lr * g_bar: plain SGD, no momentum
+                self.behavior_optimizer = torch.optim.SGD(self.behavior.parameters(), lr=cfg.ros_lr, momentum=0.0)
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, enabled=cfg.norm_reward)
         action_shape = (self.policy.action_dim,) if self.continuous else ()
         rows = cfg.n_steps * cfg.buffer_batches // cfg.num_envs
@@ -86,9 +86,6 @@ class OnPolicyAgent(Agent):
                 self.updates += 1
                 if cfg.behavior == "props" and not cfg.props_stale_reference:
                     self.reference.load_state_dict(self.policy.state_dict())
-                if cfg.behavior == "ros":
-                    assert self.behavior is not None
-                    self.behavior.load_state_dict(self.policy.state_dict())
                 run.after_update(metrics)
             if cfg.behavior == "props":
                 run.logger.log(self.global_step, self._behavior_update())
@@ -113,12 +110,13 @@ class OnPolicyAgent(Agent):
                     run.on_episodes(result.finished_returns, result.finished_lengths)
 
     def _ros_actor(self) -> Policy:
-        # ROS: one plain gradient step on phi per env step, on the whole buffer
+        # ROS: before every env step phi = theta - ros_lr * g_bar on the whole buffer (taken at theta)
         assert self.behavior is not None and self.behavior_optimizer is not None
-        if self.buffer.size:
-            with torch.inference_mode(False), torch.enable_grad():
-                obs, actions = self._buffer_obs_actions(0)
-                ros_update(self.behavior, self.behavior_optimizer, obs, actions)
+        if not self.buffer.size:
+            return self.policy  # no data yet: g_bar is zero, so phi is theta
+        with torch.inference_mode(False), torch.enable_grad():
+            obs, actions = self._buffer_obs_actions(0)
+            ros_update(self.behavior, self.behavior_optimizer, obs, actions, theta=self.policy)
         return self.behavior
 
     # -- data preparation ---------------------------------------------------------------------------

@@ -5,8 +5,10 @@ r = pi_phi(a|s) / pi_theta(a|s) over the buffer's (s, a). Pushing r down on acti
 buffer moves probability to the actions the buffer under-represents; the clip stops r from going
 below 1 - eps, and the update stops once the sample KL(theta || phi) exceeds delta.
 
-ROS takes one plain gradient step that LOWERS log pi_phi of the buffer's actions (the authors'
-2023 code raised them; this is the direction of the ROS paper).
+ROS acts with phi = theta - alpha * g_bar, g_bar the mean over the buffer of grad log pi_theta(a|s):
+before every env step phi is reset to theta and moved by one plain gradient step that LOWERS the
+buffer's log-probs (the ROS paper's direction and form; the PROPS authors' 2023 code raised them,
+with Adam).
 """
 
 from __future__ import annotations
@@ -81,11 +83,39 @@ def props_update(
     }
 
 
-def ros_update(behavior: Policy, optimizer: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor) -> float:
-    """One gradient step on phi that lowers the mean log-prob of the buffer's actions."""
+def ros_update(
+    behavior: Policy,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    theta: Policy | None = None,
+) -> float:
+    """The ROS step: phi = theta - lr * g_bar, g_bar = grad of the mean log pi(a|s) over the buffer.
+
+    With ``theta`` given, phi is first reset to it, so the gradient is taken at theta and steps
+    never accumulate (the ROS paper's form; the agent passes it before every env step). Without it
+    the step starts from phi as it is. ``optimizer`` must be plain SGD over phi's parameters (no
+    momentum, no weight decay), so the step is exactly -lr * g_bar. Returns the mean log-prob
+    before the step.
+    """
+    _require_plain_sgd(optimizer)
+    if theta is not None:
+        with torch.no_grad():
+            for p, q in zip(behavior.parameters(), theta.parameters(), strict=True):
+                p.copy_(q)
     logp, _ = behavior.log_prob(obs, actions)
-    loss = logp.mean()
+    loss = logp.mean()  # minimized: the step lowers log pi of the actions already in the buffer
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def _require_plain_sgd(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer whose step is not exactly -lr * grad (momentum, decay, Adam, ...)."""
+    plain = isinstance(optimizer, torch.optim.SGD) and all(
+        g["momentum"] == 0 and g["weight_decay"] == 0 and not g["nesterov"] and not g.get("maximize", False)
+        for g in optimizer.param_groups
+    )
+    if not plain:
+        raise ValueError("ROS takes plain gradient steps: use torch.optim.SGD without momentum or weight decay")

@@ -4,8 +4,11 @@ theta is frozen (a fresh random init, or a trained run's policy with its observa
 no PPO update ever happens, and the buffer grows by ``batches`` batches of ``batch_size``
 transitions. The data is collected with the method's behavior policy, reusing the on-policy
 agent's own collection and behavior updates: on-policy samples theta, PROPS re-fits phi every m
-steps, ROS takes one plain gradient step per env step. After each batch the sampling error of
-everything collected so far is recorded (spec: props.md, "Fixed-target experiment").
+steps, ROS acts before every env step with phi = theta - ros_lr * g_bar (g_bar the mean score of
+everything collected so far, taken at theta; steps never accumulate). After each batch the sampling
+error of everything collected so far is recorded (spec: props.md, "Fixed-target experiment").
+ROS rows carry their ``ros_lr`` and are summarized and plotted per step size ("ros lr=0.1"), so
+runs at several step sizes can share one output folder.
 
 ``hybridpg sampling-error`` appends the rows to ``OUT/sampling_error.jsonl`` (so several commands
 accumulate into one file) and rewrites ``sampling_error.csv`` and ``sampling_error.png`` (mean SE
@@ -137,8 +140,11 @@ def run_fixed_target(
                 continue
             obs, actions = agent._buffer_obs_actions(0)
             se = estimate_sampling_error(agent.policy, obs, actions, se_epochs, seed=seed * 7919 + b)
-            rows.append({"env": agent.env_id, "method": method, "target": target, "seed": seed,
-                         "samples": int(obs.shape[0]), "se": se})
+            row = {"env": agent.env_id, "method": method, "target": target, "seed": seed,
+                   "samples": int(obs.shape[0]), "se": se}
+            if method == "ros":
+                row["ros_lr"] = agent.config.ros_lr
+            rows.append(row)
     finally:
         run.close()
         agent.close()
@@ -157,12 +163,27 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(half)
 
 
+def label(row: dict[str, Any]) -> str:
+    """The method, with ROS's step size: ROS at different lr are different samplers."""
+    if row["method"] == "ros" and row.get("ros_lr") is not None:
+        return f"ros lr={float(row['ros_lr']):g}"
+    return str(row["method"])
+
+
+def label_order(name: str) -> tuple[int, float]:
+    """on-policy, props, then ROS by increasing step size (rows from before ros_lr was recorded first)."""
+    method, _, lr = name.partition(" lr=")
+    rank = list(METHODS).index(method) if method in METHODS else len(METHODS)
+    return rank, float(lr) if lr else 0.0
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], tuple[float, float, int]]:
-    """(env, method, samples) -> (mean SE, 95% CI half-width, number of seeds)."""
+    """(env, method label, samples) -> (mean SE, 95% CI half-width, number of seeds)."""
     groups: dict[tuple[str, str, int], list[float]] = {}
     for r in rows:
-        groups.setdefault((r["env"], r["method"], int(r["samples"])), []).append(float(r["se"]))
-    return {k: (*mean_ci(v), len(v)) for k, v in sorted(groups.items())}
+        groups.setdefault((r["env"], label(r), int(r["samples"])), []).append(float(r["se"]))
+    order = sorted(groups, key=lambda k: (k[0], label_order(k[1]), k[2]))
+    return {k: (*mean_ci(groups[k]), len(groups[k])) for k in order}
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -181,7 +202,7 @@ def write_outputs(out: Path, new_rows: list[dict[str, Any]]) -> list[dict[str, A
     rows = read_rows(jsonl)
     tmp = out / "sampling_error.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["env", "method", "target", "seed", "samples", "se"])
+        writer = csv.DictWriter(f, fieldnames=["env", "method", "ros_lr", "target", "seed", "samples", "se"])
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out / "sampling_error.csv")
@@ -198,8 +219,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     table = summarize(rows)
     envs = sorted({k[0] for k in table})
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    labels = sorted({k[1] for k in table}, key=label_order)
     for ax, env in zip(axes[0], envs, strict=True):
-        for method in METHODS:
+        for method in labels:
             points = sorted((k[2], v) for k, v in table.items() if k[0] == env and k[1] == method)
             if not points:
                 continue
@@ -228,7 +250,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--se-epochs", type=int, default=1000)
     p.add_argument("--behavior-steps", type=int, default=256, help="m: steps between PROPS updates")
-    p.add_argument("--ros-lr", type=float, default=1e-5)
+    p.add_argument("--ros-lr", type=float, default=1e-5,
+                   help="ROS step size alpha in phi = theta - alpha * g_bar (default: %(default)s)")
     add_props_arguments(p)
     p.add_argument("--out", type=Path, default=Path("runs/sampling-error"))
     p.set_defaults(func=_main)
@@ -272,7 +295,8 @@ def _main(args: argparse.Namespace) -> int:
             rows += run_fixed_target(args.env, method, args.target, seed, args.batches, args.batch_size,
                                      args.se_epochs, overrides)
             last = rows[-1]
-            print(f"{last['env']} {method} seed {seed}: SE at {last['samples']} samples = {last['se']:.5f}", flush=True)
+            print(f"{last['env']} {label(last)} seed {seed}: SE at {last['samples']} samples = {last['se']:.5f}",
+                  flush=True)
     try:
         all_rows = write_outputs(args.out, rows)
     except OSError as exc:
