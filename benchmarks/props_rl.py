@@ -3,7 +3,7 @@
     python benchmarks/props_rl.py run [--envs Hopper-v5,...] [--seeds 10] [--workers 2]
     python benchmarks/props_rl.py report
 
-``run`` is ``hybridpg sweep --spec props-paper`` with the runs ordered seed by seed (so that a
+``run`` is ``hybridpg sweep --spec props-paper`` with the runs ordered seed by seed over envs (so that a
 partial sweep holds every method for the seeds it has), restartable like any sweep. ``report``
 reads the run folders and writes the raw per-run curves (JSON), the figure, and the summary:
 per-env IQM of the final return and of the AUC with 95% stratified-bootstrap CIs, the aggregate
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from hybridpg.experiments.compare import EVAL_KEY, SE_KEY, RunData, load_runs
+from hybridpg.experiments.runs import SweepProgress, run_state
 from hybridpg.experiments.spec_file import load_spec, parse_seeds
-from hybridpg.experiments.sweep import SweepProgress, SweepSpec, run_local, run_state, write_sweep_file
+from hybridpg.experiments.sweep import SweepSpec, run_local, write_sweep_file
 from hybridpg.stats import aggregate_with_ci, per_env_iqm_with_ci, probability_of_improvement
 
 ROOT = Path("runs/props_rl")
@@ -45,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       spec_file=spec_file)
     write_sweep_file(sweep)
     by_key = {(run.env, run.algo, run.seed): run for run in sweep.runs()}
-    ordered = [by_key[(env, algo, seed)] for env in envs for seed in seeds for algo in spec_file.algos]
+    ordered = [by_key[(env, algo, seed)] for seed in seeds for env in envs for algo in spec_file.algos]
     todo = [run for run in ordered if run_state(Path(run.run_dir)) != "finished"]
     print(f"$ {sweep.command()}  ({len(todo)} of {len(ordered)} runs to do)", flush=True)
     progress = SweepProgress(len(todo))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridpg.experiments.sweep import RunSpec, SweepSpec, run_dir_for, run_state, run_sweep, train_run
+from hybridpg.experiments.runs import RunSpec, run_dir_for, run_state, train_run
+from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -32,7 +33,8 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def ray_sweep(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     from hybridpg.experiments.ray_backend import run_ray
-    from hybridpg.experiments.sweep import SweepProgress, write_sweep_file
+    from hybridpg.experiments.runs import SweepProgress
+    from hybridpg.experiments.sweep import write_sweep_file
 
     root = tmp_path_factory.mktemp("ray-sweep").resolve()
     spec = SweepSpec(["ppo", "props"], ["CartPole-v1"], [0, 1], BUDGET, dict(TINY), root, workers=2,

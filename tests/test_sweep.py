@@ -15,7 +15,9 @@ import yaml
 
 from hybridpg.algorithms import ALGORITHMS
 from hybridpg.cli import main
-from hybridpg.experiments.sweep import RunResult, SweepProgress, SweepSpec, parse_seeds, run_state, run_sweep
+from hybridpg.experiments.runs import RunResult, SweepProgress, run_state
+from hybridpg.experiments.spec_file import parse_seeds
+from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
 TINY = {"n_steps": "128", "behavior_steps": "64", "n_minibatches": "4", "eval_freq": "2",
         "eval_episodes": "2", "checkpoint_freq": "1"}

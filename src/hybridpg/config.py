@@ -155,18 +155,19 @@ class OnPolicyConfig(BaseConfig):
             "must be one of target, props, ros",
         )
         _require(self.behavior_steps >= 1, "behavior_steps", self.behavior_steps, "m must be >= 1")
-        _require(
-            self.n_steps % self.behavior_steps == 0,
-            "behavior_steps",
-            self.behavior_steps,
-            f"m must divide n_steps={self.n_steps}",
-        )
-        _require(
-            self.behavior_steps % self.num_envs == 0,
-            "behavior_steps",
-            self.behavior_steps,
-            f"m must be divisible by num_envs={self.num_envs}",
-        )
+        if self.behavior != "target":  # only a behavior policy collects in chunks of m
+            _require(
+                self.n_steps % self.behavior_steps == 0,
+                "behavior_steps",
+                self.behavior_steps,
+                f"m must divide n_steps={self.n_steps}",
+            )
+            _require(
+                self.behavior_steps % self.num_envs == 0,
+                "behavior_steps",
+                self.behavior_steps,
+                f"m must be divisible by num_envs={self.num_envs}",
+            )
         _require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
         _require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be >= 1")
         _require(self.n_minibatches >= 1, "n_minibatches", self.n_minibatches, "must be >= 1")

@@ -65,14 +65,16 @@ class OnPolicyAgent(Agent):
     # -- the loop -----------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
         cfg = self.config
-        rows_per_chunk = cfg.behavior_steps // cfg.num_envs
+        # the target policy samples whole batches; a behavior policy is adapted every m steps
+        chunk = cfg.n_steps if cfg.behavior == "target" else cfg.behavior_steps
+        rows_per_chunk = chunk // cfg.num_envs
         if self.bc is not None:
             self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and stops happen only here, between iterations
                 return
             self._collect(rows_per_chunk, run)
-            self.steps_since_update += cfg.behavior_steps
+            self.steps_since_update += chunk
             if self.steps_since_update >= cfg.n_steps:
                 self.steps_since_update = 0
                 if cfg.behavior == "props" and cfg.props_stale_reference:

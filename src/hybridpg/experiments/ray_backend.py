@@ -22,13 +22,10 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hybridpg.errors import ConfigError, HybridPGError
-from hybridpg.experiments.sweep import RunResult, RunSpec, record_failure, run_state, train_run
-
-if TYPE_CHECKING:
-    from hybridpg.experiments.sweep import SweepProgress, SweepSpec
+from hybridpg.experiments.runs import RunResult, RunSpec, SweepProgress, record_failure, run_state, train_run
 
 CHECKPOINT_FILE = "latest.pt"
 # a crashed trial (not a user error) is retried this many times from its last checkpoint
@@ -200,8 +197,11 @@ def _trial_dirname(trial: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{spec.env}_{spec.algo}_seed{spec.seed}")
 
 
-def run_ray(runs: list[RunSpec], spec: SweepSpec, progress: SweepProgress) -> None:
-    """Run ``runs`` as Tune trials on ``spec.ray_address`` (or a local Ray started for the sweep)."""
+def run_ray(runs: list[RunSpec], spec: Any, progress: SweepProgress) -> None:
+    """Run ``runs`` as Tune trials on ``spec.ray_address`` (or a local Ray started for the sweep).
+
+    ``spec`` is the sweep's ``SweepSpec`` (its root, workers, ray_address and cpus_per_run).
+    """
     # Tune warns on every frequent checkpoint sync; our checkpoints are small and frequent on purpose
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     ray = _import_ray()

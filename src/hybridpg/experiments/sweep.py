@@ -11,61 +11,35 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import shlex
-import shutil
 import signal
 import sys
 import threading
-import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from hybridpg.errors import ConfigError, HybridPGError
+from hybridpg.errors import ConfigError
+from hybridpg.experiments.runs import (
+    RunResult,
+    RunSpec,
+    SweepProgress,
+    execute_run,
+    init_worker,
+    record_failure,
+    run_dir_for,
+    run_state,
+    summary_return,
+)
 from hybridpg.experiments.spec_file import BUNDLED, SpecFile, load_spec, parse_seeds, validate_settings
 
 SWEEP_FILE = "sweep.yaml"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of a sweep; plain data so it crosses process and Ray boundaries as a dict."""
-
-    algo: str
-    env: str
-    seed: int
-    total_timesteps: int
-    run_dir: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.env}/{self.algo}/seed{self.seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
-        return cls(**values)
-
-
-@dataclass
-class RunResult:
-    name: str
-    status: str  # finished | skipped | failed
-    error: str | None = None
-    resumed: bool = False
-    eval_return: float | None = None
-    wall_seconds: float = 0.0
 
 
 @dataclass
@@ -118,166 +92,6 @@ class SweepSpec:
         return shlex.join(args)
 
 
-def run_dir_for(root: Path, env: str, algo: str, seed: int) -> Path:
-    # namespaced ids like "hybridpg/TwoStep-v0" must not create nested folders
-    return root / env.replace("/", "_") / algo / f"seed{seed}"
-
-
-def run_state(run_dir: Path) -> str:
-    """``finished`` (summary says so), ``resume`` (has a latest checkpoint) or ``new``."""
-    summary = run_dir / "summary.json"
-    if summary.exists():
-        try:
-            if json.loads(summary.read_text()).get("status") == "finished":
-                return "finished"
-        except (OSError, json.JSONDecodeError):
-            pass
-    if (run_dir / "checkpoints" / "latest.pt").exists():
-        return "resume"
-    return "new"
-
-
-# -- one run (executed in a worker process or a Ray trial) ------------------------------------------
-
-
-def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> RunResult:
-    """Train (or resume, or skip) one run; errors propagate. ``on_agent`` sees the agent before training."""
-    from hybridpg.algorithms import ALGORITHMS
-    from hybridpg.algorithms.base import Agent
-
-    start = time.perf_counter()
-    run_dir = Path(spec.run_dir)
-    state = run_state(run_dir)
-    if state == "finished":
-        return RunResult(spec.name, "skipped", eval_return=_summary_return(run_dir))
-    if state == "resume":
-        agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
-        remaining = spec.total_timesteps - agent.global_step
-        if remaining < 1:
-            agent.close()
-            raise HybridPGError(
-                f"{run_dir}: checkpoint is already at {agent.global_step} steps but summary.json is missing; "
-                "delete the folder to rerun it"
-            )
-    else:
-        # a folder without a checkpoint holds only a dead attempt's logs; start clean so metrics
-        # from that attempt are not appended to
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        overrides: dict[str, Any] = dict(spec.overrides)
-        agent = ALGORITHMS[spec.algo](spec.env, seed=spec.seed, **overrides)
-        remaining = spec.total_timesteps
-    try:
-        if on_agent is not None:
-            on_agent(agent)
-        agent.learn(remaining, run_dir=run_dir, progress=False, reset=state != "resume")
-    finally:
-        agent.close()
-    (run_dir / "error.txt").unlink(missing_ok=True)
-    return RunResult(spec.name, "finished", resumed=state == "resume", eval_return=_summary_return(run_dir),
-                     wall_seconds=time.perf_counter() - start)
-
-
-def one_line_error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    return message if isinstance(exc, HybridPGError) else f"{type(exc).__name__}: {message}"
-
-
-def record_failure(spec: RunSpec, exc: BaseException) -> RunResult:
-    """Save the traceback next to the run and return the one-line error."""
-    run_dir = Path(spec.run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
-    except OSError:
-        pass
-    return RunResult(spec.name, "failed", error=one_line_error(exc))
-
-
-def execute_run(values: dict[str, Any]) -> RunResult:
-    """Worker entry point: never raises, so one bad run cannot take the pool down."""
-    spec = RunSpec.from_dict(values)
-    try:
-        return train_run(spec)
-    except Exception as exc:  # noqa: BLE001 (any failure of one run is reported, not fatal)
-        return record_failure(spec, exc)
-
-
-def _summary_return(run_dir: Path) -> float | None:
-    try:
-        value = json.loads((run_dir / "summary.json").read_text()).get("eval_return_mean")
-    except (OSError, json.JSONDecodeError):
-        return None
-    return None if value is None else float(value)
-
-
-def _init_worker() -> None:
-    # each worker is one run on one core; intra-op threads would oversubscribe the machine
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
-# -- progress ---------------------------------------------------------------------------------------
-
-
-class SweepProgress:
-    """done / running / failed counts: one updating line on a terminal, plain lines otherwise."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, tty: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.total = total
-        self.done = self.skipped = self.failed = self.running = 0
-        self.start = time.perf_counter()
-        self.results: list[RunResult] = []
-
-    def status(self) -> str:
-        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - self.start))
-        return (f"[sweep] {self.done + self.skipped}/{self.total} done ({self.skipped} skipped) | "
-                f"{self.running} running | {self.failed} failed | {elapsed}")
-
-    def started(self, name: str) -> None:
-        self.running += 1
-        self._emit(None if self.tty else f"[sweep] start {name}")
-
-    def finished(self, result: RunResult, was_running: bool = True) -> None:
-        self.results.append(result)
-        if was_running:
-            self.running = max(self.running - 1, 0)
-        if result.status == "failed":
-            self.failed += 1
-            self._emit(f"[sweep] FAILED {result.name}: {result.error}", always=True)
-            return
-        if result.status == "skipped":
-            self.skipped += 1
-            detail = "already finished"
-        else:
-            self.done += 1
-            ret = "n/a" if result.eval_return is None else f"{result.eval_return:.1f}"
-            detail = f"{'resumed, ' if result.resumed else ''}eval return {ret}, {result.wall_seconds:.1f}s"
-        self._emit(None if self.tty else f"[sweep] {result.status} {result.name} ({detail})")
-
-    def _emit(self, line: str | None, always: bool = False) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            if line is not None:
-                self.stream.write(line + "\n")
-            self.stream.write(self.status())
-        elif line is not None:
-            self.stream.write(f"{line} -- {self.status()}\n" if not always else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-        else:
-            self.stream.write(self.status() + "\n")
-        self.stream.flush()
-
-
 # -- backends ---------------------------------------------------------------------------------------
 
 
@@ -315,7 +129,7 @@ def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) ->
     queue = list(runs)
     context = multiprocessing.get_context("spawn")
     with _forward_sigterm(), ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                 initializer=_init_worker) as pool:
+                                                 initializer=init_worker) as pool:
         in_flight: dict[Future[RunResult], RunSpec] = {}
         try:
             while queue or in_flight:
@@ -436,7 +250,7 @@ def run_sweep(spec: SweepSpec, stream: TextIO | None = None, tty: bool | None = 
     todo = []
     for run in runs:
         if run_state(Path(run.run_dir)) == "finished":
-            progress.finished(RunResult(run.name, "skipped", eval_return=_summary_return(Path(run.run_dir))),
+            progress.finished(RunResult(run.name, "skipped", eval_return=summary_return(Path(run.run_dir))),
                               was_running=False)
         else:
             todo.append(run)
