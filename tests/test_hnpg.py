@@ -13,12 +13,12 @@ import torch
 
 from hybridpg import HNPG, Agent
 from hybridpg.algorithms.hnpg import QNet, critic_loss, td_targets
+from hybridpg.algorithms.npg import conjugate_gradient, npg_step
 from hybridpg.config import HNPGConfig
 from hybridpg.data.datasets import collect_episodes, write_dataset
 from hybridpg.envs.lock import LockOptimalPolicy
 from hybridpg.errors import ConfigError
 from hybridpg.networks import Policy, policy_kl
-from hybridpg.optim import conjugate_gradient, npg_step
 from hybridpg.training.logger import read_metrics
 
 LOCK = "hybridpg/CombinationLock-v0"

@@ -348,8 +348,8 @@ class SACConfig(BaseConfig):
     policy_frequency: int = 1  # actor/temperature updated every k gradient steps (k steps at once)
     compile: bool = False
     # "bfloat16": hidden-to-hidden matmuls of actor and critics in bf16 (fp32 accumulate, fp32
-    # weights, inputs and output heads); changes rounding. Measured 1.35x SAC steps/s on a CPU with
-    # AVX512-BF16; where bf16 is emulated (AVX2-only CPUs) it is far slower and SAC warns
+    # weights, inputs and output heads); changes rounding. Faster on CPUs with AVX512-BF16 or AMX;
+    # where bf16 is emulated (AVX2-only CPUs) it is far slower and SAC warns (BENCHMARKS.md, SAC)
     matmul_precision: str = "float32"
     save_replay_buffer: bool = False
     log_freq: int = 1000

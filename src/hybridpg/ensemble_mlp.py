@@ -7,9 +7,8 @@ computes the same gradients as autograd (the tests compare them) with fewer ops 
 - the first layer of all members is one ``(in, n*h)`` matmul on the shared input;
 - biases are added inside ``baddbmm``, ReLU runs in place, and its backward is one masking pass;
 - the output layer's weight is stored ``(n, out, h)`` and the layer computes ``W h^T``, whose
-  result is the output transposed (a view): MKL is slow when a matmul's result is thin, and a
-  critic's ``(256, 256) @ (256, 1)`` took 199 us, ``(1, 256) @ (256, 256)`` 36 us (one thread,
-  ``benchmarks/thin_matmul.py``); its
+  result is the output transposed (a view): MKL is slow when a matmul's result is thin
+  (``benchmarks/thin_matmul.py``, BENCHMARKS.md); its
   weight gradient is ``g^T h`` for the same reason, and for ``out = 1`` the backward is a
   broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
@@ -30,8 +29,8 @@ from torch import nn
 
 
 def native_bf16_matmul() -> bool:
-    """Whether this CPU multiplies bf16 in hardware; without it oneDNN emulates bf16 (~50x slower
-    than fp32 for a 256x256 matmul on an AVX2-only EPYC, against ~3x faster with AVX512-BF16)."""
+    """Whether this CPU multiplies bf16 in hardware; without it oneDNN emulates bf16, far slower
+    than fp32 (BENCHMARKS.md, SAC)."""
     cpu: Any = torch.cpu
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
@@ -58,8 +57,8 @@ def _grad_bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 
 def _relu_backward(grad: torch.Tensor, relu_out: torch.Tensor) -> torch.Tensor:
     """``grad`` masked where the ReLU was off, in place (callers pass a fresh tensor): autograd's own
-    one-pass kernel; ``grad * (out > 0)`` was 4x slower here because building a bool mask is slow on
-    CPU, and writing in place saves an allocation."""
+    one-pass kernel; ``grad * (out > 0)`` would build a bool mask first, and writing in place saves
+    an allocation."""
     out: torch.Tensor = torch.ops.aten.threshold_backward.grad_input(grad, relu_out, 0.0, grad_input=grad)
     return out
 

@@ -27,11 +27,11 @@ from torch import nn
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import dataset_actions, load_offline
+from hybridpg.algorithms.npg import npg_step
 from hybridpg.config import HNPGConfig
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.errors import ConfigError, DatasetError, EnvError, HybridPGError
 from hybridpg.networks import Policy, draw_noise, mlp
-from hybridpg.optim import npg_step
 
 
 class QNet(nn.Module):

@@ -7,7 +7,7 @@ critic, then the temperature loss -log alpha (log pi + target entropy), then Pol
 Speed without changing the math: both critics (and both targets) are one ``EnsembleMLP`` whose
 layers are batched matmuls, so each evaluation is one call; the gradient step writes its gradients
 out (MLP backward, squash, clamp, min over critics, temperature) instead of building an autograd
-graph, which cut the per-step overhead by ~1.5 ms here, and the actor loss's pass through the
+graph (far fewer ops per step; BENCHMARKS.md, SAC), and the actor loss's pass through the
 critic computes only the action gradient; one actor pass draws both the target's a' and the
 actor loss's a~; batches are gathered by index from preallocated tensors; Adam is torch's fused
 kernel called directly, once for actor and temperature; Polyak averaging is one fused

@@ -24,8 +24,7 @@ class RunningMeanStd:
         n = batch.shape[0]
         total = self.count + n
         if n == 1:
-            # the same formula with batch_var = 0; skipping mean()/var() cuts the cost of the
-            # per-step update with one env (19 -> 4 us for an 11-dim observation, 13 -> 1 us for a reward)
+            # the same formula with batch_var = 0; skipping mean()/var() matters at one call per env step
             delta = batch[0] - self.mean
             m2 = self.var * self.count + delta * delta * (self.count / total)
         else:

@@ -98,7 +98,7 @@ def compute_gae(
     carry = gamma * lam * (1.0 - (terminated | truncated))
     adv = np.empty_like(delta)
     if delta.shape[1] == 1:
-        # one env: a loop over Python floats is ~12x faster than numpy row ops (0.5 vs 6.1 ms, T=4096)
+        # one env: a loop over Python floats beats numpy's per-row dispatch on 1-element rows
         d, c = delta[:, 0].tolist(), carry[:, 0].tolist()
         out = [0.0] * len(d)
         last = 0.0

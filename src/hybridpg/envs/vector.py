@@ -219,7 +219,7 @@ class VecEnv:
     def clip_actions(self, actions: np.ndarray) -> np.ndarray:
         space = self.single_action_space
         if isinstance(space, gym.spaces.Box):
-            # minimum/maximum instead of np.clip: 2.3 vs 3.0 us per call on a (1, 3) action
+            # minimum/maximum: cheaper than np.clip's dispatch on tiny arrays, called every step
             return np.minimum(np.maximum(actions, space.low), space.high)
         return actions
 
