@@ -262,3 +262,14 @@ def test_bad_arguments_raise_config_error(score_dict: dict[str, np.ndarray]) -> 
         stats.performance_profile(score_dict, np.array([]), reps=10)
     with pytest.raises(ConfigError, match="num_runs"):
         stats.per_env_iqm_with_ci(np.ones((3, 2)), reps=10)
+
+
+def test_rliable_library_imports_as_is() -> None:
+    """The pinned dependencies let rliable import without any patch (it needs arch < 8 and pandas < 3)."""
+    import subprocess
+    import sys
+
+    code = "from rliable import library; import pandas.util._decorators as d; print(d.deprecate_kwarg.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "pandas.util._decorators"

@@ -25,11 +25,9 @@ confidence interval has **width 0** (``low == point == high``): it says nothing 
 uncertainty, so report the number of runs alongside it. Empty input, wrong shapes and NaN/inf
 scores raise :class:`hybridpg.errors.ConfigError`.
 
-Compatibility note. ``rliable.library`` imports ``arch``, and ``arch`` 7.x calls pandas'
-private ``deprecate_kwarg`` decorator with its pre-3.0 signature, so on pandas >= 3.0 the import
-fails with ``TypeError: deprecate_kwarg() missing 1 required positional argument``. This module
-works around that at import time (see :func:`_import_rliable_library`) without editing
-site-packages; upgrading ``arch`` to a release that supports pandas 3 makes the shim a no-op.
+Compatibility note. ``rliable.library`` imports ``arch``; rliable requires ``arch < 8`` and
+``arch`` 7 does not import under pandas 3, so the package pins ``pandas < 3`` (pyproject.toml)
+rather than patching either library at import time.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ import contextlib
 import functools
 import importlib
 import math
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,47 +89,14 @@ class Estimate:
 
 
 # --------------------------------------------------------------------------------------------
-# rliable import (with the pandas-3 / arch-7 workaround)
+# rliable import
 # --------------------------------------------------------------------------------------------
-
-
-def _import_rliable_library() -> ModuleType:
-    """Import ``rliable.library``, working around arch 7.x being broken on pandas >= 3.
-
-    ``arch.univariate.base`` decorates a method with ``deprecate_kwarg("type", "plot_type")``;
-    pandas 3 made the warning class the first, required argument. If the plain import fails
-    with exactly that error, the partially imported ``arch`` modules are discarded and the
-    import is retried while ``pandas.util._decorators.deprecate_kwarg`` temporarily accepts
-    the old call form (defaulting the warning class to ``FutureWarning``). pandas is restored
-    immediately afterwards; only arch's own module-level reference keeps the adapter.
-    """
-    try:
-        return importlib.import_module("rliable.library")
-    except TypeError as exc:
-        if "deprecate_kwarg" not in str(exc):
-            raise
-    for name in list(sys.modules):
-        if name == "arch" or name.startswith("arch.") or name == "rliable.library":
-            del sys.modules[name]
-    decorators = importlib.import_module("pandas.util._decorators")
-    original = getattr(decorators, "deprecate_kwarg")  # noqa: B009 (module attribute unknown to mypy)
-
-    def compat_deprecate_kwarg(*args: Any, **kwargs: Any) -> Any:
-        if args and isinstance(args[0], str):
-            return original(FutureWarning, *args, **kwargs)
-        return original(*args, **kwargs)
-
-    setattr(decorators, "deprecate_kwarg", compat_deprecate_kwarg)  # noqa: B010
-    try:
-        return importlib.import_module("rliable.library")
-    finally:
-        setattr(decorators, "deprecate_kwarg", original)  # noqa: B010
 
 
 @functools.cache
 def _rly_library() -> ModuleType:
     """``rliable.library``, imported on first use (it pulls in arch, pandas and statsmodels)."""
-    return _import_rliable_library()
+    return importlib.import_module("rliable.library")
 
 
 _RNG_LOCK = threading.Lock()
