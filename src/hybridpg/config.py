@@ -122,7 +122,8 @@ class OnPolicyConfig(BaseConfig):
     props_lambda: float = 0.3
     props_target_kl: float = 0.05
     props_stale_reference: bool = False  # the authors' code used pre-update theta; off by default
-    # ROS: before every env step phi = theta - ros_lr * g_bar, g_bar the buffer's mean score at theta
+    # ROS: before every env step phi = theta - ros_lr * g_bar, g_bar the buffer's mean score at theta;
+    # at 1e-5 phi samples what theta does, so tune it per task (BENCHMARKS.md, ROS step-size sweep)
     ros_lr: float = 1e-5
     # sampling-error diagnostic: every se_freq updates; 0 disables, -1 = auto (~30 points per run,
     # at most one per 10 updates: < 10% of wall time, BENCHMARKS.md)
