@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import shlex
 import sys
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hybridpg.errors import HybridPGError
+from hybridpg.errors import ConfigError, HybridPGError
 
 # modules that add subcommands; imported lazily so `hybridpg train` stays quick to start
 SUBCOMMAND_MODULES: list[str] = [
@@ -100,23 +101,59 @@ def cmd_train(argv: Sequence[str]) -> int:
         args.run_dir
         or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise HybridPGError(
-            f"run folder {run_dir} already exists and is not empty; use --resume {run_dir} or another --run-dir"
-        )
+    _check_fresh(run_dir)
     if args.total_timesteps < 1:
         raise HybridPGError(f"--total-timesteps={args.total_timesteps}: must be >= 1")
     agent = agent_cls(args.env, seed=args.seed, **overrides)
-    _check_writable(run_dir)
-    return _learn(agent, args.total_timesteps, run_dir, progress, reset=True)
+    try:
+        _check_writable(run_dir)
+    except HybridPGError:
+        agent.close()
+        raise
+    from hybridpg.training.run import RunLock, clear_dead_setup
+
+    try:
+        lock = RunLock(run_dir)
+    except HybridPGError:
+        agent.close()
+        raise
+    try:
+        try:
+            _check_fresh(run_dir)  # again, now that no other trainer can start here
+            clear_dead_setup(run_dir)
+        except (HybridPGError, OSError):
+            agent.close()
+            raise
+        return _learn(agent, lambda: agent.learn(args.total_timesteps, run_dir=run_dir, progress=progress), run_dir)
+    finally:
+        lock.release()
 
 
-def _learn(agent: Any, steps: int, run_dir: Path, progress: bool | None, reset: bool) -> int:
+def _check_fresh(run_dir: Path) -> None:
+    """A fresh run needs a new or empty folder, or one left by a setup that died before config.yaml."""
+    from hybridpg.training.run import check_not_locked, is_dead_setup
+
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise HybridPGError(f"--run-dir {run_dir} is a file, not a folder")
+    check_not_locked(run_dir)
+    try:
+        fresh = is_dead_setup(run_dir)
+    except OSError as exc:
+        raise HybridPGError(f"cannot read run folder {run_dir}: {exc.strerror or exc}") from None
+    if not fresh:
+        raise HybridPGError(
+            f"run folder {run_dir} already exists and is not empty; use --resume {run_dir} or another --run-dir"
+        )
+
+
+def _learn(agent: Any, train: Callable[[], Any], run_dir: Path) -> int:
     """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint."""
     from hybridpg.training.run import TrainingInterrupted
 
     try:
-        agent.learn(steps, run_dir=run_dir, progress=progress, reset=reset)
+        train()
     except TrainingInterrupted as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code
@@ -126,32 +163,123 @@ def _learn(agent: Any, steps: int, run_dir: Path, progress: bool | None, reset: 
     return 0
 
 
-def _resume(run_dir: Path, progress: bool | None) -> int:
+RUN_KEYS = ("algo", "env", "seed", "total_timesteps", "config")
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """RUN/config.yaml, checked field by field: every problem is one ConfigError naming the file."""
     import yaml
 
-    from hybridpg.algorithms.base import Agent
+    path = run_dir / "config.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {path}: {reason or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(doc, dict):
+        got = "an empty file" if doc is None else f"a {type(doc).__name__}"
+        raise ConfigError(f"{path} must be a mapping with keys {', '.join(RUN_KEYS)}; it is {got}")
+    missing = [k for k in RUN_KEYS if k not in doc]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}")
+    algos = _algorithms()
+    if not isinstance(doc["algo"], str) or doc["algo"] not in algos:
+        raise ConfigError(f"{path}: unknown algorithm {doc['algo']!r}")
+    if not isinstance(doc["env"], str) or not doc["env"]:
+        raise ConfigError(f"{path}: env={doc['env']!r} must be an env id")
+    for key in ("seed", "total_timesteps"):
+        value = doc[key]
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{path}: {key}={value!r} must be an integer")
+        try:
+            doc[key] = int(value)
+        except ValueError:
+            raise ConfigError(f"{path}: {key}={value!r} must be an integer") from None
+    if doc["total_timesteps"] < 1:
+        raise ConfigError(f"{path}: total_timesteps={doc['total_timesteps']} must be >= 1")
+    if not isinstance(doc["config"], dict):
+        raise ConfigError(f"{path}: config must be a mapping of config fields, not {doc['config']!r}")
+    config_cls = algos[doc["algo"]].config_cls
+    try:
+        doc["config_obj"] = config_cls.from_dict(doc["config"])
+    except HybridPGError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, AttributeError):
+        # a value of the wrong type (e.g. gamma: [1, 2]) fails deep in validation: name the field
+        for name, value in doc["config"].items():
+            try:
+                config_cls.from_dict({name: value})
+            except (HybridPGError, TypeError, ValueError, AttributeError):
+                raise ConfigError(f"{path}: config field '{name}'={value!r} has the wrong type or value") from None
+        raise ConfigError(f"{path}: config fields do not fit together") from None
+    return doc
 
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
+
+def _resume(run_dir: Path, progress: bool | None) -> int:
+    from hybridpg.algorithms.base import Agent
+    from hybridpg.training.run import RunLock, is_dead_setup
+
+    if not run_dir.is_dir():
+        raise HybridPGError(f"{run_dir} is not a run folder" + (" (it is a file)" if run_dir.exists() else ""))
+    if not (run_dir / "config.yaml").exists():
+        if is_dead_setup(run_dir):
+            raise HybridPGError(
+                f"{run_dir} was interrupted while being set up (no config.yaml); "
+                f"start it again with: hybridpg train --run-dir {shlex.quote(str(run_dir))} ..."
+            )
         raise HybridPGError(f"{run_dir} is not a run folder (no config.yaml)")
-    doc = yaml.safe_load(config_path.read_text())
-    total = int(doc["total_timesteps"])
-    if not (run_dir / "checkpoints" / "latest.pt").exists():
+    lock = RunLock(run_dir)  # before reading: the holder could be rewriting what we would read
+    try:
+        return _resume_locked(run_dir, progress, Agent)
+    finally:
+        lock.release()
+
+
+def _resume_locked(run_dir: Path, progress: bool | None, agent_base: Any) -> int:
+    doc = read_run_config(run_dir)
+    total = doc["total_timesteps"]
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if not latest.exists():
+        if (run_dir / "summary.json").exists() or (run_dir / "checkpoints" / "final.pt").exists():
+            # a finished run that lost its checkpoint: retraining would silently replace its results
+            raise HybridPGError(
+                f"{run_dir} has finished (summary.json or final.pt) but checkpoints/latest.pt is missing; "
+                "refusing to train it again from scratch"
+            )
         # stopped before its first checkpoint: start over in the same folder, same settings
         algos = _algorithms()
-        if doc.get("algo") not in algos:
-            raise HybridPGError(f"{run_dir}/config.yaml names unknown algorithm {doc.get('algo')!r}")
-        fresh = algos[doc["algo"]].config_cls.from_dict(doc["config"])
-        agent = algos[doc["algo"]](doc["env"], seed=int(doc["seed"]), config=fresh)
+        agent = algos[doc["algo"]](doc["env"], seed=doc["seed"], config=doc["config_obj"])
         agent.restart_in(run_dir)
-        return _learn(agent, total, run_dir, progress, reset=True)
-    agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
+        return _learn(agent, lambda: agent.learn(total, run_dir=run_dir, progress=progress), run_dir)
+    agent = agent_base.load(latest)
     total = max(total, agent.horizon or 0)  # the checkpoint's horizon is the schedule's
     if agent.global_step >= total:
-        agent.close()
-        print(f"{run_dir} already reached {total} steps; nothing to do")
-        return 0
-    return _learn(agent, total - agent.global_step, run_dir, progress, reset=False)
+        if _finished(run_dir):
+            agent.close()
+            print(f"{run_dir} already reached {total} steps; nothing to do")
+            return 0
+        # stopped after its last checkpoint but before summary.json: evaluate and write it now
+        return _learn(agent, lambda: agent.finish_run(run_dir, progress=progress), run_dir)
+    return _learn(
+        agent, lambda: agent.learn(total - agent.global_step, run_dir=run_dir, progress=progress, reset=False), run_dir
+    )
+
+
+def _finished(run_dir: Path) -> bool:
+    import json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("status") == "finished"
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -171,9 +299,11 @@ def _print_summary(agent: Any, run_dir: Path) -> None:
     import json
 
     summary = json.loads((run_dir / "summary.json").read_text())
+    ret = "n/a" if summary["eval_return_mean"] is None else f"{summary['eval_return_mean']:.1f}"
+    sps = "" if summary["sps"] is None else f", {summary['sps']:.0f} sps"
     print(
         f"{summary['algo']} on {summary['env']} seed {summary['seed']}: {summary['global_step']} steps, "
-        f"eval return {summary['eval_return_mean']:.1f}, {summary['sps']:.0f} sps -> {run_dir}"
+        f"eval return {ret}{sps} -> {run_dir}"
     )
 
 
@@ -226,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except HybridPGError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or read-only folder met somewhere unforeseen: still one line
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         # a local sweep stopped by SIGTERM raises a KeyboardInterrupt that carries 143

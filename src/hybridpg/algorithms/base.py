@@ -7,6 +7,7 @@ and implements ``_train(run, total_timesteps)``, calling ``run.on_episodes`` and
 
 from __future__ import annotations
 
+import contextlib
 import random
 import warnings
 from abc import abstractmethod
@@ -74,6 +75,8 @@ class Agent:
         self.horizon: int | None = None
         self.env_state_exact: bool | None = None  # after load: was the env state restored exactly?
         self._metrics_bytes: int | None = None  # size of metrics.jsonl when the checkpoint was written
+        self._last_eval: dict[str, float] = {}  # the run's last evaluation when the checkpoint was written
+        self._last_eval_at: tuple[int, int] | None = None  # its (env step, updates)
         self._loaded_from: Path | None = None
         self._build()
 
@@ -123,22 +126,41 @@ class Agent:
         if run_dir is not None:
             self.run_dir = Path(run_dir)
         run = Run(self, self.horizon, self.run_dir, progress, stop_at=target)
+        self._drive(run, train=True)
+        return self
+
+    def finish_run(self, run_dir: str | Path, progress: bool | None = None) -> Agent:
+        """Complete a run whose training is done but whose final evaluation and summary.json are
+        missing (it stopped after its last checkpoint): evaluate, write final.pt and summary.json."""
+        self.run_dir = Path(run_dir)
+        self.horizon = max(self.horizon or 0, self.global_step)
+        run = Run(self, self.horizon, self.run_dir, progress, stop_at=self.global_step)
+        self._drive(run, train=False)
+        return self
+
+    def _drive(self, run: Run, train: bool) -> None:
+        """Train (optionally) and finish under the signal handlers; a signal checkpoints and raises
+        ``TrainingInterrupted``, also during the final evaluation."""
         try:
             with _stop_on_signals(run):
                 try:
-                    if self.global_step == 0 and self.config.eval_freq:
-                        # the untrained policy: the 0% point of every learning curve
-                        run.logger.log(0, run.evaluate())
-                    self._train(run, self.horizon)
+                    if train:
+                        if self.global_step == 0 and self.config.eval_freq:
+                            # the untrained policy: the 0% point of every learning curve
+                            run.logger.log(0, run.evaluate())
+                        self._train(run, self.horizon or 0)
                 except _StopRun:
                     pass
-            if run.stop_signal is not None:
-                assert self.run_dir is not None
-                raise TrainingInterrupted(run.stop_signal, self.global_step, self.run_dir)
-            run.finish()
+                if run.stop_signal is None:
+                    with contextlib.suppress(_StopRun):  # a signal during the final evaluation
+                        run.finish()
+                if run.stop_signal is not None and not run.finished:
+                    assert self.run_dir is not None
+                    # the loop returned or the final evaluation was cut short: both are loop boundaries
+                    run.save_for_stop()
+                    raise TrainingInterrupted(run.stop_signal, self.global_step, self.run_dir)
         finally:
             run.close()
-        return self
 
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Action(s) for raw observation(s), normalized with the agent's saved statistics."""
@@ -177,7 +199,12 @@ class Agent:
                 "action": _space_signature(self.action_space),
             },
             "env_state": self.vec.state_dict(),
-            "run": {"horizon": self.horizon, "metrics_bytes": self._metrics_bytes},
+            "run": {
+                "horizon": self.horizon,
+                "metrics_bytes": self._metrics_bytes,
+                "last_eval": dict(self._last_eval),
+                "last_eval_at": None if self._last_eval_at is None else list(self._last_eval_at),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -206,6 +233,9 @@ class Agent:
             run_info = state.get("run") or {}
             self.horizon = run_info.get("horizon")
             self._metrics_bytes = run_info.get("metrics_bytes")
+            self._last_eval = {str(k): float(v) for k, v in (run_info.get("last_eval") or {}).items()}
+            at = run_info.get("last_eval_at")
+            self._last_eval_at = None if at is None else (int(at[0]), int(at[1]))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's size-mismatch report spans lines; errors are one
             raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {detail}") from None

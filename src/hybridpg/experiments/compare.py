@@ -66,7 +66,8 @@ def _curve(records: list[dict[str, float]], key: str) -> tuple[FloatArray, Float
 
 
 def load_run(path: Path) -> RunData | None:
-    """One run folder, or None when it has no usable config (e.g. it failed before training)."""
+    """One run folder, or None when it has no usable config (e.g. it failed before training) or
+    unreadable results (then with one warning line on stderr: one bad folder must not end a comparison)."""
     from hybridpg.training.logger import read_metrics
 
     try:
@@ -76,16 +77,23 @@ def load_run(path: Path) -> RunData | None:
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         return None
     try:
-        summary = json.loads((path / "summary.json").read_text())
+        try:
+            summary = json.loads((path / "summary.json").read_text())
+        except FileNotFoundError:
+            summary = {}
+        if not isinstance(summary, dict):
+            raise ValueError(f"summary.json holds {json.dumps(summary)[:40]}, not an object")
         run.finished = summary.get("status") == "finished"
         run.sps = float(summary["sps"]) if summary.get("sps") is not None else None
-    except (OSError, json.JSONDecodeError, ValueError):
-        pass
-    records = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
-    for key in (EVAL_KEY, SE_KEY):
-        curve = _curve(records, key)
-        if curve is not None:
-            run.curves[key] = curve
+        records = read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+        for key in (EVAL_KEY, SE_KEY):
+            curve = _curve(records, key)
+            if curve is not None:
+                run.curves[key] = curve
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        print(f"warning: skipping run folder {path}: {reason}", file=sys.stderr)
+        return None
     return run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,10 @@ from hybridpg.envs.vector import make_env_fn
 
 if TYPE_CHECKING:
     from hybridpg.algorithms.base import Agent
+
+
+class EvaluationStopped(Exception):
+    """``evaluate``'s ``stop`` callback asked it to end early (a signal during a final evaluation)."""
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,15 @@ class EvalResult:
 
 
 def evaluate(
-    agent: Agent, env: gym.Env | str | None = None, n_episodes: int = 10, seed: int = 0, deterministic: bool = True
+    agent: Agent,
+    env: gym.Env | str | None = None,
+    n_episodes: int = 10,
+    seed: int = 0,
+    deterministic: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> EvalResult:
-    """Run ``n_episodes`` full episodes; statistics are read, never updated."""
+    """Run ``n_episodes`` full episodes; statistics are read, never updated. ``stop`` is polled
+    every env step; when it returns True the evaluation raises ``EvaluationStopped``."""
     own = env is None or isinstance(env, str)
     if env is None:  # the agent's own env, rebuilt with its env_kwargs
         the_env = make_env_fn(agent.env_spec, **agent.config.env_kwargs)()
@@ -45,6 +56,8 @@ def evaluate(
             obs, _ = the_env.reset(seed=seed + i)
             done, total, length = False, 0.0, 0
             while not done:
+                if stop is not None and stop():
+                    raise EvaluationStopped
                 action = agent.predict(obs, deterministic=deterministic)
                 obs, reward, terminated, truncated, _ = the_env.step(action)
                 total += float(reward)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
+import fcntl
 import json
 import os
+import shlex
 import signal
 import threading
 import time
@@ -23,12 +26,18 @@ import gymnasium as gym
 import yaml
 
 from hybridpg.envs.vector import make_env_fn
+from hybridpg.errors import HybridPGError
 from hybridpg.training.checkpoint import atomic_write_bytes
-from hybridpg.training.logger import MetricLogger
+from hybridpg.training.logger import MetricLogger, write_error
 from hybridpg.training.progress import ProgressBar
 
 if TYPE_CHECKING:
     from hybridpg.algorithms.base import Agent
+
+
+LOCK_NAME = ".lock"
+# files a run folder's setup writes before config.yaml; a folder holding only these is a dead setup
+SETUP_LEFTOVERS = frozenset({LOCK_NAME, ".write-test", "metrics.jsonl", "tb", "checkpoints"})
 
 
 class TrainingInterrupted(Exception):
@@ -41,8 +50,127 @@ class TrainingInterrupted(Exception):
         name = signal.Signals(signum).name
         super().__init__(
             f"interrupted by {name} at step {step}; checkpoint saved to "
-            f"{run_dir / 'checkpoints' / 'latest.pt'}; resume with: hybridpg train --resume {run_dir}"
+            f"{run_dir / 'checkpoints' / 'latest.pt'}; resume with: hybridpg train --resume {shlex.quote(str(run_dir))}"
         )
+
+
+class RunLockedError(HybridPGError):
+    """Another process is training in this run folder."""
+
+
+class RunLock:
+    """One writer per run folder: an flock on RUN/.lock, released by the OS when the holder dies.
+
+    Re-entrant within a process (the CLI takes it before ``learn``, whose ``Run`` takes it again).
+    The holder's pid is written into the file so a refused trainer can name it.
+    """
+
+    _held: dict[str, tuple[int, int]] = {}  # realpath -> (fd, depth)
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.key = os.path.realpath(self.run_dir)
+        self.released = False
+        if self.key in RunLock._held:
+            fd, depth = RunLock._held[self.key]
+            RunLock._held[self.key] = (fd, depth + 1)
+            return
+        path = self.run_dir / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise HybridPGError(f"cannot write to run folder {self.run_dir}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise HybridPGError(f"cannot lock run folder {self.run_dir}: {exc.strerror or exc}") from None
+            raise RunLockedError(
+                f"run folder {self.run_dir} is in use by another trainer (pid {holder_pid(self.run_dir) or '?'}); "
+                "wait for it to end or stop it first"
+            ) from None
+        # the holder's pid, for the message a refused trainer prints; best effort on a full disk
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        RunLock._held[self.key] = (fd, 1)
+
+    def release(self) -> None:
+        if self.released or self.key not in RunLock._held:
+            return
+        self.released = True
+        fd, depth = RunLock._held[self.key]
+        if depth > 1:
+            RunLock._held[self.key] = (fd, depth - 1)
+            return
+        del RunLock._held[self.key]
+        os.close(fd)  # closing the only descriptor drops the flock
+
+
+def holder_pid(run_dir: Path) -> int | None:
+    """The pid written by the trainer holding (or last holding) RUN/.lock."""
+    try:
+        return int((Path(run_dir) / LOCK_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_not_locked(run_dir: Path) -> None:
+    """Raise RunLockedError when another process holds RUN/.lock (without creating the file)."""
+    path = Path(run_dir) / LOCK_NAME
+    if os.path.realpath(run_dir) in RunLock._held:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file, or unreadable: the real lock taken later decides
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise RunLockedError(
+            f"run folder {run_dir} is in use by another trainer (pid {holder_pid(run_dir) or '?'}); "
+            "wait for it to end or stop it first"
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def is_dead_setup(run_dir: Path) -> bool:
+    """True for a folder left by a run whose setup was interrupted before config.yaml existed:
+    nothing in it but setup leftovers (empty metrics, TensorBoard header, lock, temp files)."""
+    for entry in run_dir.iterdir():
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            continue
+        if name not in SETUP_LEFTOVERS:
+            return False
+        if name == "metrics.jsonl" and (not entry.is_file() or entry.stat().st_size):
+            return False
+        if name == "checkpoints" and (not entry.is_dir() or any(not p.name.endswith(".tmp") for p in entry.iterdir())):
+            return False
+    return True
+
+
+def clear_dead_setup(run_dir: Path) -> None:
+    """Remove a dead setup's leftovers (see ``is_dead_setup``) so a fresh run starts clean."""
+    import shutil
+
+    remove_stale_temp_files(run_dir)
+    for name in ("metrics.jsonl", ".write-test"):
+        (run_dir / name).unlink(missing_ok=True)
+    if (run_dir / "tb").is_dir():
+        shutil.rmtree(run_dir / "tb")
+    if (run_dir / "checkpoints").is_dir():
+        (run_dir / "checkpoints").rmdir()
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Temp files of atomic writes that a crash interrupted (config, summary, checkpoints)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for stale in folder.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
 
 
 class _StopRun(Exception):
@@ -68,12 +196,33 @@ class Run:
         # loops that call safe_point() get checkpoints at loop boundaries only; others in after_update
         self._uses_safe_points = False
         self._checkpoint_due = False
+        self._saved_for_stop = False  # a checkpoint was written after stop_signal was set
+        self.finished = False  # summary.json written: the run is complete
+        self.summary: dict[str, object] = {}
         if run_dir is not None:
-            _trim_metrics(agent, run_dir)
-            # temp files of checkpoint writes that a kill interrupted; the checkpoints are intact
-            for stale in (run_dir / "checkpoints").glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
-        self.logger = MetricLogger(run_dir, purge_step=agent.global_step)
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HybridPGError(f"cannot write to run folder {run_dir}: {exc.strerror or exc}") from None
+        self.lock = RunLock(run_dir) if run_dir is not None else None
+        try:
+            if run_dir is not None:
+                remove_stale_temp_files(run_dir)  # under the lock: no other writer owns them
+                config_doc = {
+                    "algo": agent.config.algo,
+                    "env": agent.env_id,
+                    "seed": agent.seed,
+                    "total_timesteps": total,
+                    "config": agent.config.to_dict(),
+                }
+                # config.yaml first: once it exists the folder is a run that --resume accepts
+                _write_file(run_dir / "config.yaml", yaml.safe_dump(config_doc, sort_keys=False).encode())
+                _trim_metrics(agent, run_dir)
+            self.logger = MetricLogger(run_dir, purge_step=agent.global_step)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         self.progress = ProgressBar(self.stop_at, enabled=progress)
         self.progress.start_step = agent.global_step
         self.latest_return: float | None = None
@@ -82,17 +231,9 @@ class Run:
         self.last_log_time = self.start_time
         self.last_log_step = agent.global_step
         self.eval_env: gym.Env | None = None
-        self.last_eval: dict[str, float] = {}
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config_doc = {
-                "algo": agent.config.algo,
-                "env": agent.env_id,
-                "seed": agent.seed,
-                "total_timesteps": total,
-                "config": agent.config.to_dict(),
-            }
-            atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config_doc, sort_keys=False).encode())
+        # the last evaluation, restored from a checkpoint: decides whether finish() evaluates again
+        self.last_eval: dict[str, float] = dict(agent._last_eval)
+        self.last_eval_at: tuple[int, int] | None = agent._last_eval_at  # (env step, updates)
 
     def on_episodes(self, returns: list[float], lengths: list[int]) -> None:
         step = self.agent.global_step
@@ -119,6 +260,7 @@ class Run:
         if not self._uses_safe_points and self._should_stop():
             if self.stop_signal is not None:
                 self.save_latest()
+                self._saved_for_stop = True
             raise _StopRun
 
     def safe_point(self) -> bool:
@@ -128,7 +270,15 @@ class Run:
         if self._checkpoint_due or (self.stop_signal is not None and self.run_dir is not None):
             self._checkpoint_due = False
             self.save_latest()
+            self._saved_for_stop = self.stop_signal is not None
         return self._should_stop()
+
+    def save_for_stop(self) -> None:
+        """After a signal: make sure latest.pt holds the state the loop stopped in. Called only
+        at a loop boundary (the loop returned, or the final evaluation was cut short)."""
+        if self.run_dir is not None and not self._saved_for_stop:
+            self.save_latest()
+            self._saved_for_stop = True
 
     def _should_stop(self) -> bool:
         return self.stop_signal is not None or self.agent.global_step >= self.stop_at
@@ -140,10 +290,13 @@ class Run:
         self.logger.flush()
         metrics = self.run_dir / "metrics.jsonl"
         self.agent._metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
+        self.agent._last_eval, self.agent._last_eval_at = dict(self.last_eval), self.last_eval_at
         self.agent.save(self.run_dir / "checkpoints" / "latest.pt")
 
-    def evaluate(self) -> dict[str, float]:
-        from hybridpg.training.evaluate import evaluate
+    def evaluate(self, stoppable: bool = False) -> dict[str, float]:
+        """Evaluate the current policy; ``stoppable`` (the final evaluation only, where no update
+        follows) lets a signal cut it short with ``_StopRun``, logging nothing."""
+        from hybridpg.training.evaluate import EvaluationStopped, evaluate
 
         if self.eval_env is None:
             self.eval_env = (
@@ -152,21 +305,35 @@ class Run:
                 else copy.deepcopy(self.agent.env_spec)
             )
         n_episodes, seed = self.agent.config.eval_episodes, self.agent.seed + 10_000
-        result = evaluate(self.agent, self.eval_env, n_episodes, seed=seed)
+        stop = (lambda: self.stop_signal is not None) if stoppable else None
+        try:
+            result = evaluate(self.agent, self.eval_env, n_episodes, seed=seed, stop=stop)
+        except EvaluationStopped:
+            raise _StopRun from None
         self.last_eval = {"eval/return_mean": result.mean, "eval/return_std": result.std}
+        self.last_eval_at = (self.agent.global_step, self.agent.updates)
         return self.last_eval
 
     def finish(self) -> None:
+        """The final evaluation, latest.pt, final.pt and summary.json; a signal during the
+        evaluation raises ``_StopRun`` (the caller checkpoints; ``--resume`` finishes later)."""
         agent = self.agent
         if agent.global_step < self.total:
             # a planned pause inside the horizon: a checkpoint, no final evaluation or summary
             self.save_latest()
             self.progress.update(agent.global_step, self.latest_return, force=True)
             return
-        if not self.last_eval or agent.config.eval_freq == 0 or agent.updates % agent.config.eval_freq:
-            self.logger.log(agent.global_step, self.evaluate())
+        # already evaluated at this state: by the loop, or by a finish() that died before summary.json
+        evaluated = self.last_eval_at == (agent.global_step, agent.updates)
+        if not evaluated and (
+            not self.last_eval or agent.config.eval_freq == 0 or agent.updates % agent.config.eval_freq
+        ):
+            self.logger.log(agent.global_step, self.evaluate(stoppable=True))
+        if self.stop_signal is not None:
+            raise _StopRun
         wall = time.perf_counter() - self.start_time
-        summary = {
+        steps = agent.global_step - self.start_step
+        summary: dict[str, object] = {
             "status": "finished",
             "algo": agent.config.algo,
             "env": agent.env_id,
@@ -174,21 +341,35 @@ class Run:
             "global_step": agent.global_step,
             "updates": agent.updates,
             "eval_return_mean": self.last_eval.get("eval/return_mean"),
-            "sps": (agent.global_step - self.start_step) / max(wall, 1e-9),
+            # None when this process only finished a run whose training was already done
+            "sps": steps / max(wall, 1e-9) if steps else None,
             "wall_seconds": wall,
         }
         self.summary = summary
         if self.run_dir is not None:
             self.save_latest()
             agent.save(self.run_dir / "checkpoints" / "final.pt")
-            atomic_write_bytes(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+            _write_file(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+        self.finished = True
         self.progress.update(agent.global_step, self.latest_return, force=True)
 
     def close(self) -> None:
-        self.progress.close()
-        self.logger.close()
-        if self.eval_env is not None:
-            self.eval_env.close()
+        try:
+            self.progress.close()
+            self.logger.close()
+            if self.eval_env is not None:
+                self.eval_env.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """atomic_write_bytes with a full disk or read-only folder reported as one error line."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 @contextlib.contextmanager
