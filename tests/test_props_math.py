@@ -76,15 +76,16 @@ def test_ppo_ratio_uses_theta_recomputed_log_prob_not_behavior():
     from hybridpg.algorithms.base import Run
 
     run = Run(agent, 10_000, None, progress=False)
-    agent._collect(128, run)
-    assert agent.behavior is not None
+    agent.collect(128, run)
+    phi = agent.sampler.actor(agent.buffer_data)
+    assert phi is not agent.policy
     with torch.no_grad():  # make phi very different from theta
-        for p in agent.behavior.parameters():
+        for p in phi.parameters():
             p.add_(torch.randn_like(p))
     data = agent._prepare()
-    obs, actions = agent._buffer_obs_actions(0)
+    obs, actions = agent.buffer_data()
     theta_logp = agent.policy.log_prob(obs, actions)[0]
-    phi_logp = agent.behavior.log_prob(obs, actions)[0]
+    phi_logp = phi.log_prob(obs, actions)[0]
     torch.testing.assert_close(data["logp"], theta_logp)
     assert not torch.allclose(data["logp"], phi_logp, atol=1e-3)
     run.close()
@@ -96,7 +97,7 @@ def test_buffer_is_renormalized_with_current_statistics():
     from hybridpg.algorithms.base import Run
 
     run = Run(agent, 10_000, None, progress=False)
-    agent._collect(64, run)
+    agent.collect(64, run)
     first = agent._prepare()["obs"].clone()
     agent.obs_norm.rms.mean = agent.obs_norm.rms.mean + 1.0  # statistics move on
     second = agent._prepare()["obs"]
@@ -115,12 +116,13 @@ def _flat(module: torch.nn.Module) -> torch.Tensor:
 
 def _reference_per_behavior_update(monkeypatch, stale: bool) -> list[tuple[int, bool, bool]]:
     """(update count, reference == current theta, reference == theta before the last PPO update) per call."""
+    import hybridpg.algorithms.behavior as behavior
     import hybridpg.algorithms.onpolicy as onpolicy
 
     calls: list[tuple[int, bool, bool]] = []
     before_update: dict[int, torch.Tensor] = {}
     real_update = onpolicy.OnPolicyAgent._ppo_update
-    real_props = onpolicy.props_update
+    real_props = behavior.props_update
 
     def spy_ppo(self, data):
         before_update[self.updates + 1] = _flat(self.policy)
@@ -136,7 +138,7 @@ def _reference_per_behavior_update(monkeypatch, stale: bool) -> list[tuple[int, 
         return real_props(behavior, reference, optimizer, obs, actions, cfg, generator)
 
     monkeypatch.setattr(onpolicy.OnPolicyAgent, "_ppo_update", spy_ppo)
-    monkeypatch.setattr(onpolicy, "props_update", spy_props)
+    monkeypatch.setattr(behavior, "props_update", spy_props)
     agent = PROPS("CartPole-v1", seed=0, n_steps=64, behavior_steps=16, n_minibatches=4, eval_freq=0,
                   se_freq=0, checkpoint_freq=0, props_stale_reference=stale)
     agent.learn(64 * 4, progress=False)

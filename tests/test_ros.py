@@ -5,6 +5,7 @@ buffer's log-probs, and never accumulates across env steps (spec: props.md, "ROS
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import pytest
@@ -147,7 +148,7 @@ def test_refuses_an_optimizer_whose_step_is_not_minus_lr_times_grad(make_opt) ->
 def test_agent_uses_plain_sgd_at_ros_lr() -> None:
     agent = ROS("CartPole-v1", seed=0, n_steps=64, behavior_steps=16, ros_lr=0.25, eval_freq=0)
     try:
-        opt = agent.behavior_optimizer
+        opt = agent.sampler.optimizer
         assert isinstance(opt, torch.optim.SGD)
         assert [(g["lr"], g["momentum"], g["weight_decay"]) for g in opt.param_groups] == [(0.25, 0, 0)]
     finally:
@@ -160,22 +161,22 @@ def test_in_the_loop_phi_is_theta_stepped_once_on_the_current_buffer(env_id: str
     lr = 0.5  # large, so that steps piling up would be far outside the tolerance
     agent = ROS(env_id, seed=0, n_steps=64, behavior_steps=16, buffer_batches=2, ros_lr=lr, n_epochs=2,
                 n_minibatches=4, hidden_sizes=(16, 16), eval_freq=0)
-    original = agent._ros_actor
+    original = agent.sampler.actor
     distances: list[tuple[int, int, float]] = []  # (PPO updates so far, env step, |phi - theta|)
 
-    def checked() -> Policy:
+    def checked(data: Any) -> Policy:
         if not agent.buffer.size:
-            return original()
+            return original(data)
         with torch.inference_mode(False), torch.enable_grad():
-            obs, actions = agent._buffer_obs_actions(0)  # what the step sees: normalized before the env step
+            obs, actions = agent.buffer_data()  # what the step sees: normalized before the env step
             expected = reference_step(agent.policy, obs, actions, lr)
-            actor = original()
-            assert actor is agent.behavior
+            actor = original(data)
+            assert actor is agent.sampler.behavior
             assert_params_equal(actor, expected)
             distances.append((agent.updates, agent.global_step, max_distance(actor, agent.policy)))
         return actor
 
-    agent._ros_actor = checked  # type: ignore[method-assign]
+    agent.sampler.actor = checked  # type: ignore[method-assign]
     try:
         agent.learn(320, progress=False)
     finally:
@@ -192,7 +193,7 @@ def test_first_step_on_an_empty_buffer_samples_from_theta() -> None:
     agent = ROS("CartPole-v1", seed=0, n_steps=64, behavior_steps=16, ros_lr=0.5, eval_freq=0)
     try:
         assert agent.buffer.size == 0
-        assert agent._ros_actor() is agent.policy
+        assert agent.sampler.actor(agent.buffer_data) is agent.policy
     finally:
         agent.close()
 
@@ -206,8 +207,8 @@ def test_split_ros_run_resumes_bit_identically(tmp_path: Path) -> None:
     resumed = Agent.load(tmp_path / "split")
     resumed.learn(256, reset=False, progress=False)
     assert resumed.global_step == whole.global_step == 512
-    assert isinstance(resumed, ROS) and resumed.behavior is not None and whole.behavior is not None
-    for a, b in ((whole.policy, resumed.policy), (whole.behavior, resumed.behavior)):
+    assert isinstance(resumed, ROS) and isinstance(whole, ROS)
+    for a, b in ((whole.policy, resumed.policy), (whole.sampler.behavior, resumed.sampler.behavior)):
         for (n, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
             assert torch.equal(p, q), n
 

@@ -151,9 +151,7 @@ class BehaviorCloner:
             metrics["losses/bc_pretrain_loss"] = self.actor_steps(cfg.bc_steps, cfg.bc_lr)
             if cfg.bc_critic:
                 metrics["losses/bc_value_loss"] = self.critic_steps(cfg.bc_steps)
-        if agent.behavior is not None:  # PROPS/ROS sample with phi: start it at the cloned theta
-            agent.behavior.load_state_dict(agent.policy.state_dict())
-            agent.reference.load_state_dict(agent.policy.state_dict())
+        agent.sampler.restart_from_target()  # PROPS/ROS sample with phi: start it at the cloned theta
         self.pretrained = True
         if metrics:
             run.logger.log(agent.global_step, metrics)

@@ -1,17 +1,16 @@
 """PPO, PPO-Buffer, PROPS and ROS: one on-policy code path (spec: props.md).
 
-Every m env steps: collect with the behavior policy (theta itself for PPO / PPO-Buffer); every n
-steps: re-normalize the whole buffer with the current statistics, recompute log pi_theta, V and
-GAE under the current networks, and run the PPO update on all b*n stored transitions; then (PROPS)
-reset phi to theta and adapt it so the buffer looks more on-policy for theta, or (ROS) take one
-gradient step lowering log pi_phi of the buffer's actions.
+A sampler (``algorithms/behavior.py``) decides who collects: theta itself in whole batches (PPO,
+PPO-Buffer), PROPS's phi (adapted every m steps so that the buffer looks on-policy for theta), or
+ROS's phi (theta moved one gradient step on the buffer before every env step). Every n steps the
+whole buffer is re-normalized with the current statistics, log pi_theta, V and GAE are recomputed
+under the current networks, and the PPO update runs on all b*n stored transitions.
 
 PPO's "old" log-prob is always log pi_theta recomputed just before the update, never phi's.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -20,7 +19,7 @@ import torch
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import BehaviorCloner
-from hybridpg.algorithms.props import props_update, ros_update
+from hybridpg.algorithms.behavior import SAMPLERS
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
@@ -39,15 +38,7 @@ class OnPolicyAgent(Agent):
         self.params = [*self.policy.parameters(), *self.value.parameters()]
         self.optimizer = make_adam(self.params, cfg.learning_rate)
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
-        self.behavior: Policy | None = None
-        self.behavior_optimizer: torch.optim.Optimizer | None = None
-        if cfg.behavior != "target":
-            self.behavior = copy.deepcopy(self.policy)
-            self.reference = copy.deepcopy(self.policy).requires_grad_(False)
-            if cfg.behavior == "props":
-                self.behavior_optimizer = make_adam(self.behavior.parameters(), cfg.props_lr)
-            else:  # ROS's step is exactly -ros_lr * g_bar: plain SGD, no momentum
-                self.behavior_optimizer = torch.optim.SGD(self.behavior.parameters(), lr=cfg.ros_lr, momentum=0.0)
+        self.sampler = SAMPLERS[cfg.behavior](self.policy, cfg, self.torch_rng)  # who collects the data
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, enabled=cfg.norm_reward)
         action_shape = (self.policy.action_dim,) if self.continuous else ()
         rows = cfg.n_steps * cfg.buffer_batches // cfg.num_envs
@@ -65,20 +56,17 @@ class OnPolicyAgent(Agent):
     # -- the loop -----------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
         cfg = self.config
-        # the target policy samples whole batches; a behavior policy is adapted every m steps
-        chunk = cfg.n_steps if cfg.behavior == "target" else cfg.behavior_steps
-        rows_per_chunk = chunk // cfg.num_envs
+        chunk = self.sampler.chunk  # n for the target itself, m for a behavior policy
         if self.bc is not None:
             self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and stops happen only here, between iterations
                 return
-            self._collect(rows_per_chunk, run)
+            self.collect(chunk, run)
             self.steps_since_update += chunk
             if self.steps_since_update >= cfg.n_steps:
                 self.steps_since_update = 0
-                if cfg.behavior == "props" and cfg.props_stale_reference:
-                    self.reference.load_state_dict(self.policy.state_dict())
+                self.sampler.before_target_update()
                 self._set_lr(total_timesteps)
                 data = self._prepare()
                 se = sampling_error_metric(self.policy, data, cfg, self.updates, total_timesteps, self.seed)
@@ -86,20 +74,20 @@ class OnPolicyAgent(Agent):
                 if self.bc is not None:
                     metrics.update(self.bc.online_step())
                 self.updates += 1
-                if cfg.behavior == "props" and not cfg.props_stale_reference:
-                    self.reference.load_state_dict(self.policy.state_dict())
+                self.sampler.after_target_update()
                 run.after_update(metrics)
-            if cfg.behavior == "props":
-                run.logger.log(self.global_step, self._behavior_update())
+            behavior_metrics = self.adapt_behavior()
+            if behavior_metrics:
+                run.logger.log(self.global_step, behavior_metrics)
 
-    def _collect(self, rows: int, run: Run) -> None:
+    def collect(self, steps: int, run: Run) -> None:
+        """Step the envs ``steps`` times (over all envs) with the sampler's actor into the buffer."""
         cfg = self.config
-        actor = self.behavior if cfg.behavior == "props" and self.behavior is not None else self.policy
+        rows = steps // cfg.num_envs
         noise = draw_noise(rows, cfg.num_envs, self.policy.action_dim, self.continuous, self.torch_rng)
         with torch.inference_mode():
             for i in range(rows):
-                if cfg.behavior == "ros":
-                    actor = self._ros_actor()
+                actor = self.sampler.actor(self.buffer_data)
                 obs_raw = self.vec.obs
                 obs_t = torch.from_numpy(self.obs_norm(obs_raw).astype(np.float32))
                 actions = actor.sample(obs_t, noise[i]).numpy()
@@ -111,18 +99,9 @@ class OnPolicyAgent(Agent):
                 if result.finished_returns:
                     run.on_episodes(result.finished_returns, result.finished_lengths)
 
-    def _ros_actor(self) -> Policy:
-        # ROS: before every env step phi = theta - ros_lr * g_bar on the whole buffer (taken at theta)
-        assert self.behavior is not None and self.behavior_optimizer is not None
-        if not self.buffer.size:
-            return self.policy  # no data yet: g_bar is zero, so phi is theta
-        with torch.inference_mode(False), torch.enable_grad():
-            obs, actions = self._buffer_obs_actions(0)
-            ros_update(self.behavior, self.behavior_optimizer, obs, actions, theta=self.policy)
-        return self.behavior
-
     # -- data preparation ---------------------------------------------------------------------------
-    def _buffer_obs_actions(self, skip_oldest: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def buffer_data(self, skip_oldest: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The buffer's observations (normalized with the current statistics) and actions, oldest first."""
         idx = self.buffer.time_order(skip_oldest)
         obs = torch.from_numpy(self.obs_norm(self.buffer.obs[idx]).astype(np.float32)).reshape(-1, self.obs_dim)
         actions = torch.from_numpy(self.buffer.actions[idx].astype(np.float32))
@@ -133,7 +112,7 @@ class OnPolicyAgent(Agent):
         """Normalize the whole buffer with current statistics; recompute log-probs, values, GAE."""
         buf, cfg = self.buffer, self.config
         idx = buf.time_order()
-        obs, actions = self._buffer_obs_actions(0)
+        obs, actions = self.buffer_data(0)
         next_obs = torch.from_numpy(self.obs_norm(buf.next_obs[idx]).astype(np.float32)).reshape(-1, self.obs_dim)
         values = self.value(obs).numpy().astype(np.float64).reshape(len(idx), -1)
         next_values = self.value(next_obs).numpy().astype(np.float64).reshape(len(idx), -1)
@@ -231,20 +210,9 @@ class OnPolicyAgent(Agent):
             )
         return out
 
-    # -- PROPS: adapt phi so that the buffer looks on-policy for theta -------------------------------
-    def _behavior_update(self) -> dict[str, float]:
-        assert self.behavior is not None and self.behavior_optimizer is not None
-        self.behavior.load_state_dict(self.policy.state_dict())  # phi = copy(theta); Adam state persists
-        # the oldest m rows are evicted by the next collection before they could be corrected
-        skip = self.config.behavior_steps // self.config.num_envs if self.buffer.full else 0
-        obs, actions = self._buffer_obs_actions(skip)
-        metrics = props_update(
-            self.behavior, self.reference, self.behavior_optimizer, obs, actions, self.config, self.torch_rng
-        )
-        if self.config.props_stale_reference:
-            # the authors' quirk: only the first behavior update after a PPO update sees the old theta
-            self.reference.load_state_dict(self.policy.state_dict())
-        return metrics
+    def adapt_behavior(self) -> dict[str, float]:
+        """The sampler's update after each chunk (PROPS: phi from theta, adapted to the buffer)."""
+        return self.sampler.adapt(self.buffer_data, self.buffer.full)
 
     # -- state ---------------------------------------------------------------------------------------
     def _algo_state(self) -> dict[str, Any]:
@@ -258,10 +226,7 @@ class OnPolicyAgent(Agent):
         }
         if self.bc is not None:
             state["bc"] = self.bc.state_dict()
-        if self.behavior is not None and self.behavior_optimizer is not None:
-            state["behavior"] = self.behavior.state_dict()
-            state["reference"] = self.reference.state_dict()
-            state["behavior_optimizer"] = self.behavior_optimizer.state_dict()
+        state.update(self.sampler.state_dict())
         return state
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
@@ -273,10 +238,7 @@ class OnPolicyAgent(Agent):
         self.steps_since_update = int(state["steps_since_update"])
         if self.bc is not None:
             self.bc.load_state_dict(state["bc"])
-        if self.behavior is not None and self.behavior_optimizer is not None:
-            self.behavior.load_state_dict(state["behavior"])
-            self.reference.load_state_dict(state["reference"])
-            self.behavior_optimizer.load_state_dict(state["behavior_optimizer"])
+        self.sampler.load_state_dict(state)
 
 
 class PPO(OnPolicyAgent):

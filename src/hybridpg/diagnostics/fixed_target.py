@@ -86,9 +86,7 @@ def _build_agent(env: str | None, method: str, target: str, seed: int, overrides
         agent.obs_norm = FrozenObsNormalizer.freeze(source.obs_norm)
     finally:
         source.close()
-    if agent.behavior is not None:  # phi and PROPS's reference start at the loaded theta
-        agent.behavior.load_state_dict(agent.policy.state_dict())
-        agent.reference.load_state_dict(agent.policy.state_dict())
+    agent.sampler.restart_from_target()  # phi and PROPS's reference start at the loaded theta
     return agent
 
 
@@ -133,12 +131,11 @@ def run_fixed_target(
         m = agent.config.behavior_steps
         for b in range(batches):
             for _ in range(batch_size // m):
-                agent._collect(m // agent.config.num_envs, run)
-                if method == "props":
-                    agent._behavior_update()
+                agent.collect(m, run)
+                agent.adapt_behavior()
             if record_at is not None and b + 1 not in record_at:
                 continue
-            obs, actions = agent._buffer_obs_actions(0)
+            obs, actions = agent.buffer_data()
             se = estimate_sampling_error(agent.policy, obs, actions, se_epochs, seed=seed * 7919 + b)
             row = {"env": agent.env_id, "method": method, "target": target, "seed": seed,
                    "samples": int(obs.shape[0]), "se": se}
