@@ -133,7 +133,8 @@ def test_cli_run_dir_under_a_regular_file(
     Path("afile").write_text("x")
     code, err = run_cli(["train", "--run-dir", "afile/run", "--total-timesteps", "64", "--n-steps", "64",
                          "--behavior-steps", "64", "--n-minibatches", "2"], capsys)
-    assert code == 2 and err.startswith("error: cannot write to run folder afile/run") and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: hybridpg train: cannot write to run folder afile/run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
@@ -145,7 +146,8 @@ def test_cli_read_only_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
         if os.access(parent, os.W_OK):
             pytest.skip("running as root: chmod does not block writes (the regular-file case covers this path)")
         code, err = run_cli(["train", "--run-dir", str(parent / "run"), "--total-timesteps", "64"], capsys)
-        assert code == 2 and err.startswith("error: cannot write to run folder") and err.count("\n") == 1
+        assert code == 2 and err.count("\n") == 1
+        assert err.startswith("error: hybridpg train: cannot write to run folder")
         assert list(parent.iterdir()) == []
     finally:
         parent.chmod(0o700)
@@ -208,7 +210,8 @@ def test_checkpoint_with_an_older_network_layout_is_one_error_line(
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: checkpoint does not match this sac agent")
+    assert err.count("\n") == 1
+    assert err.startswith("error: hybridpg eval: checkpoint does not match this sac agent")
     assert sorted((p.name, p.stat().st_size) for p in run.rglob("*")) == before
 
 

@@ -101,4 +101,4 @@ def test_compare_on_a_folder_without_runs_is_a_one_line_error(
 ) -> None:
     assert main(["compare", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: no run folders (with config.yaml) under {tmp_path}"]
+    assert err == [f"error: hybridpg compare: no run folders (with config.yaml) under {tmp_path}"]

@@ -54,7 +54,7 @@ def test_full_disk_mid_run_keeps_last_checkpoint_and_reports_one_line(tmp_path: 
     proc = subprocess.run(resume, capture_output=True, text=True, preexec_fn=limited(50_000))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot write"), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: hybridpg train: cannot write"), proc.stderr
     assert (run / "checkpoints" / "latest.pt").read_bytes() == before  # untouched, still loadable
     Agent.load(run / "checkpoints" / "latest.pt").close()
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")], "a temp file was left behind"

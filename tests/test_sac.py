@@ -190,7 +190,7 @@ def test_discrete_action_space_is_refused() -> None:
 def test_cli_discrete_env_one_error_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc = main(["train", "--algo", "sac", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: sac needs a Box action space")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: hybridpg train: sac needs a Box action space")
     assert not (tmp_path / "r").exists()
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import importlib
+import math
 import shlex
 import sys
 import time
@@ -30,11 +32,52 @@ SUBCOMMAND_MODULES: list[str] = [
 ]
 
 
+def step_count(text: str) -> int:
+    """An env-step count as users write it: 100000, 100_000 or 1e5 (whole numbers only)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of steps (e.g. 100000 or 1e5)")
+    return int(value)
+
+
+def _is_step_option(option_strings: Sequence[str]) -> bool:
+    return any(o.startswith("--") and (o.endswith("timesteps") or o.endswith("-steps")) for o in option_strings)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one error line instead of usage + error."""
+    """argparse that reports a bad argument as one error line instead of usage + error.
+
+    Subcommand parsers made with ``add_subparsers`` are this class too, so every subcommand
+    gets step counts written as 1e5 and "did you mean" hints for mistyped options.
+    """
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        # every integer step-count option takes 1e5 (rl-zoo habit), whichever module adds it
+        if kwargs.get("type") is int and _is_step_option(args):
+            kwargs["type"] = step_count
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message += self.suggestion(message.split(":", 1)[1].split())
         raise HybridPGError(f"{self.prog}: {message}")
+
+    def suggestion(self, unknown: Sequence[str]) -> str:
+        """'; did you mean --X?' for the first mistyped option that resembles one of ours."""
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        for arg in unknown:
+            if arg.startswith("-"):
+                close = difflib.get_close_matches(arg.split("=", 1)[0], options, n=1, cutoff=0.6)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
 
 
 def _algorithms() -> dict[str, Any]:
@@ -66,7 +109,9 @@ def _train_parser(algo: str) -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="hybridpg train", description="Train an agent and write a run folder.")
     parser.add_argument("--algo", default=algo, choices=sorted(algos), help="algorithm (default: %(default)s)")
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium id (default: %(default)s)")
-    parser.add_argument("--total-timesteps", type=int, default=100_000, help="env steps (default: %(default)s)")
+    parser.add_argument(
+        "--total-timesteps", type=step_count, default=100_000, help="env steps, e.g. 1e5 (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/ALGO-ENV-sSEED-TIME)")
     parser.add_argument(
@@ -208,14 +253,14 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config must be a mapping of config fields, not {doc['config']!r}")
     config_cls = algos[doc["algo"]].config_cls
     try:
-        doc["config_obj"] = config_cls.from_dict(doc["config"])
+        doc["config_obj"] = config_cls.from_saved(doc["config"])
     except HybridPGError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except (TypeError, ValueError, AttributeError):
         # a value of the wrong type (e.g. gamma: [1, 2]) fails deep in validation: name the field
         for name, value in doc["config"].items():
             try:
-                config_cls.from_dict({name: value})
+                config_cls.from_saved({name: value})
             except (HybridPGError, TypeError, ValueError, AttributeError):
                 raise ConfigError(f"{path}: config field '{name}'={value!r} has the wrong type or value") from None
         raise ConfigError(f"{path}: config fields do not fit together") from None
@@ -332,7 +377,10 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hybridpg import __version__
+
     parser = ArgumentParser(prog="hybridpg", description="Data-efficient policy-gradient RL.")
+    parser.add_argument("--version", action="version", version=f"hybridpg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("train", help="train an agent (hybridpg train --help lists every config field)", add_help=False)
     sub.add_parser("eval", help="evaluate a run folder's saved policy", add_help=False)
@@ -341,30 +389,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown option is reported by the subcommand it was given to (argparse
+    hands a subparser's leftovers to the top-level parser, which would name neither)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = getattr(args, "command", None)
+        subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        owner = subparsers.choices.get(command, parser) if subparsers is not None and command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
     try:
-        if argv and argv[0] == "train":
+        if command == "train":
             return cmd_train(argv[1:])
-        if argv and argv[0] == "eval":
+        if command == "eval":
             return cmd_eval(argv[1:])
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
         return int(args.func(args) or 0)
     except HybridPGError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_name_command(str(exc), command)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or read-only folder met somewhere unforeseen: still one line
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {_name_command(f'cannot access{where}: {exc.strerror or exc}', command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         # a local sweep stopped by SIGTERM raises a KeyboardInterrupt that carries 143
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return int(getattr(exc, "exit_code", 130))
+
+
+def _name_command(message: str, command: str | None) -> str:
+    """Prefix 'hybridpg COMMAND: ' so a log line says which subcommand failed (argparse's own
+    messages already carry it)."""
+    if command is None or message.startswith("hybridpg"):
+        return message
+    return f"hybridpg {command}: {message}"
 
 
 if __name__ == "__main__":
