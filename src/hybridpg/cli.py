@@ -95,12 +95,14 @@ def _add_config_fields(parser: argparse.ArgumentParser, config_cls: type) -> Non
             default = f.default_factory()
         kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        described = f.metadata.get("help")
+        text = f"{described} (default: {shown})" if described else f"(default: {shown})"
         group.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f"cfg_{f.name}",
             default=None,
             metavar=kind.upper(),
-            help=f"(default: {shown})",
+            help=text.replace("%", "%%"),  # argparse %-formats help; a literal % in a description must survive
         )
 
 
