@@ -63,7 +63,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     else:
         bc: dict[str, Any] = {"offline_dataset": job["dataset"], "offline_root": job["root"], "bc_steps": 2000} if (
             job["method"] == "ppo-bc") else {}
-        agent = PPO(env, seed=job["seed"], n_steps=1000, behavior_steps=1000, n_minibatches=8, **bc, **common)
+        agent = PPO(env, seed=job["seed"], n_steps=1000, n_minibatches=8, **bc, **common)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         agent.learn(job["budget"], run_dir=run_dir)

@@ -19,7 +19,7 @@ from hybridpg.errors import ConfigError
 from hybridpg.training.logger import read_metrics
 
 LOCK, LOCK_C = "hybridpg/CombinationLock-v0", "hybridpg/CombinationLockContinuous-v0"
-SMALL: dict[str, Any] = {"n_steps": 64, "behavior_steps": 64, "n_minibatches": 2, "eval_freq": 0, "checkpoint_freq": 0}
+SMALL: dict[str, Any] = {"n_steps": 64, "n_minibatches": 2, "eval_freq": 0, "checkpoint_freq": 0}
 
 
 def _dataset(root: Path, env_id: str, horizon: int, epsilon: float, episodes: int = 100) -> str:

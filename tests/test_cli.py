@@ -71,7 +71,7 @@ def test_env_kwargs_reach_training_evaluation_and_a_loaded_agent(tmp_path: Path,
 
     run = tmp_path / "run"
     assert main(["train", "--algo", "ppo", "--env", "Pendulum-v1", "--env-kwargs", "g=2.5,max_episode_steps=40",
-                 "--total-timesteps", "256", "--n-steps", "128", "--behavior-steps", "64", "--eval-freq", "1",
+                 "--total-timesteps", "256", "--n-steps", "128", "--eval-freq", "1",
                  "--eval-episodes", "1", "--run-dir", str(run), "--progress", "off"]) == 0
     # Pendulum's episodes last 200 steps unless max_episode_steps reached gym.make
     lengths = {r["charts/episode_length"] for r in read_metrics(run / "metrics.jsonl") if "charts/episode_length" in r}

@@ -14,8 +14,8 @@ from hybridpg.algorithms import ALGORITHMS
 SMALL: dict[str, Any] = {"hidden_sizes": (16, 16), "n_epochs": 2, "n_minibatches": 4, "eval_freq": 2,
                          "eval_episodes": 2, "checkpoint_freq": 0}
 CASES = [
-    ("ppo", "CartPole-v1", {**SMALL, "num_envs": 1, "n_steps": 128, "behavior_steps": 64}),
-    ("ppo", "CartPole-v1", {**SMALL, "num_envs": 4, "n_steps": 128, "behavior_steps": 64}),
+    ("ppo", "CartPole-v1", {**SMALL, "num_envs": 1, "n_steps": 128}),
+    ("ppo", "CartPole-v1", {**SMALL, "num_envs": 4, "n_steps": 128}),
     ("props", "Pendulum-v1", {**SMALL, "num_envs": 2, "n_steps": 128, "behavior_steps": 64, "props_epochs": 2,
                               "props_minibatches": 2}),
 ]

@@ -25,7 +25,7 @@ from hybridpg.envs.vector import VecEnv
 ON_POLICY = {"hidden_sizes": (32, 32), "n_epochs": 2, "n_minibatches": 4, "eval_freq": 2, "eval_episodes": 2,
              "checkpoint_freq": 1}
 CASES: list[tuple[str, str, int, dict[str, Any]]] = [
-    ("ppo", "CartPole-v1", 1024, {**ON_POLICY, "n_steps": 128, "behavior_steps": 64}),
+    ("ppo", "CartPole-v1", 1024, {**ON_POLICY, "n_steps": 128}),
     ("props", "Pendulum-v1", 1024, {**ON_POLICY, "n_steps": 256, "behavior_steps": 128, "props_epochs": 2,
                                     "props_minibatches": 2}),
     # learning_starts=101 puts a logged update (a stop point for SAC's loop) exactly at N/2
@@ -143,7 +143,7 @@ class DriftEnv(gym.Env[np.ndarray, np.ndarray]):
 
 
 def test_uncovered_env_resumes_with_a_warning(tmp_path: Path) -> None:
-    agent = ALGORITHMS["ppo"](DriftEnv, seed=0, n_steps=64, behavior_steps=64, n_minibatches=2, n_epochs=1,
+    agent = ALGORITHMS["ppo"](DriftEnv, seed=0, n_steps=64, n_minibatches=2, n_epochs=1,
                               eval_freq=0, checkpoint_freq=1)
     agent.learn(128, run_dir=tmp_path, progress=False)
     with pytest.warns(UserWarning, match="not bit-exact"):
@@ -155,6 +155,6 @@ def test_uncovered_env_resumes_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_learn_rejects_a_horizon_shorter_than_the_call() -> None:
-    agent = ALGORITHMS["ppo"]("CartPole-v1", n_steps=64, behavior_steps=64, n_minibatches=2)
+    agent = ALGORITHMS["ppo"]("CartPole-v1", n_steps=64, n_minibatches=2)
     with warnings.catch_warnings(), pytest.raises(ValueError, match="horizon"):
         agent.learn(128, horizon=64)

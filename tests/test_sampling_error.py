@@ -115,7 +115,7 @@ def test_props_behavior_makes_the_combined_buffer_more_on_policy():
 
 
 def test_estimate_touches_no_rng_stream_and_no_parameter():
-    agent = PPO("CartPole-v1", seed=3, n_steps=64, behavior_steps=64, n_minibatches=4)
+    agent = PPO("CartPole-v1", seed=3, n_steps=64, n_minibatches=4)
     try:
         before_global, before_agent = torch.get_rng_state(), agent.torch_rng.get_state()
         before_np = np.random.get_state()[1].copy()
@@ -146,7 +146,7 @@ def test_auto_frequency_gives_about_thirty_points_but_never_every_update():
 def test_live_hook_logs_and_leaves_training_unchanged(tmp_path):
     finals = {}
     for freq in (0, 1):
-        agent = PPO("CartPole-v1", seed=1, n_steps=128, behavior_steps=128, n_minibatches=4, se_freq=freq, se_epochs=5,
+        agent = PPO("CartPole-v1", seed=1, n_steps=128, n_minibatches=4, se_freq=freq, se_epochs=5,
                     eval_freq=0)
         agent.learn(384, run_dir=tmp_path / f"f{freq}")
         finals[freq] = copy.deepcopy(agent.policy.state_dict())

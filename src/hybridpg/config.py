@@ -22,6 +22,13 @@ def _require(ok: bool, name: str, value: Any, reason: str) -> None:
         raise ConfigError(f"config field '{name}'={value!r}: {reason}")
 
 
+def _f(default: Any, help: str) -> Any:
+    """A config field with its one-line description (shown by ``hybridpg train --help``)."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class BaseConfig:
     """Fields shared by every algorithm: environments, networks, logging and checkpoints."""
@@ -30,19 +37,18 @@ class BaseConfig:
     #: Box-only algorithms set this; checked against the env's action space.
     box_only: ClassVar[bool] = False
 
-    num_envs: int = 1
-    async_envs: bool = False
-    gamma: float = 0.99
-    learning_rate: float = 3e-4
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    eval_freq: int = 10
-    eval_episodes: int = 10
-    checkpoint_freq: int = 10
-    torch_threads: int = 1
-    device: str = "cpu"
-    # keyword arguments for gym.make (e.g. {"ctrl_cost_weight": 0.5}); saved with the run, so
-    # resume, evaluation and load rebuild the same env. CLI form: key=value,key=value
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_envs: int = _f(1, "parallel envs; step counts are over all of them")
+    async_envs: bool = _f(False, "step the envs in subprocesses (gymnasium AsyncVectorEnv)")
+    gamma: float = _f(0.99, "discount factor")
+    learning_rate: float = _f(3e-4, "Adam step size of the main networks")
+    hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer widths, e.g. 64,64")
+    eval_freq: int = _f(10, "evaluate every this many updates (0: only at the end)")
+    eval_episodes: int = _f(10, "deterministic episodes per evaluation")
+    checkpoint_freq: int = _f(10, "write checkpoints/latest.pt every this many updates (0: only at the end)")
+    torch_threads: int = _f(1, "torch intra-op threads")
+    device: str = _f("cpu", "cpu, cuda or auto")
+    # saved with the run, so resume, evaluation and load rebuild the same env
+    env_kwargs: dict[str, Any] = _f({}, "gym.make keywords, e.g. ctrl_cost_weight=0.5,frame_skip=4")
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -87,57 +93,58 @@ class BaseConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown config field(s) for {cls.algo}: {', '.join(unknown)}")
+            owners = [c.algo for c in CONFIGS.values() if unknown[0] in c.__dataclass_fields__]
+            where = f" (a field of {', '.join(owners)})" if owners else ""
+            raise ConfigError(f"{cls.algo} has no config field '{unknown[0]}'{where}"
+                              + (f"; also unknown: {', '.join(unknown[1:])}" if unknown[1:] else ""))
         coerced = {k: coerce_field(cls, k, v) for k, v in values.items()}
         return cls(**coerced)
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> BaseConfig:
+        """A config read back from a run (config.yaml, a checkpoint). Runs written before each
+        on-policy method kept only its own fields carry PROPS's and ROS's fields too; those that
+        this method does not have are dropped, as that layout ignored them."""
+        own = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in values.items() if k in own or k not in _RETIRED_ON_POLICY_FIELDS}
+        return cls.from_dict(kept)
 
 
 @dataclass
 class OnPolicyConfig(BaseConfig):
-    """PPO / PPO-Buffer / PROPS / ROS: one code path, different settings (spec: props.md)."""
+    """PPO / PPO-Buffer / PROPS / ROS: one code path, different settings (spec: props.md).
+
+    This holds what every on-policy method reads; PROPS and ROS add their behavior-policy fields.
+    """
 
     algo: ClassVar[str] = "on-policy"
+    #: who samples: the target itself (PPO, PPO-Buffer), PROPS's or ROS's behavior policy
+    behavior: ClassVar[str] = "target"
 
-    n_steps: int = 2048  # n: transitions (over all envs) between target-policy updates
-    buffer_batches: int = 1  # b: the buffer holds the last b*n transitions
-    behavior: str = "target"  # who samples: target (PPO), props or ros
-    behavior_steps: int = 256  # m: transitions between behavior-policy updates
-    anneal_lr: bool = True
-    gae_lambda: float = 0.95
-    n_epochs: int = 10
-    n_minibatches: int = 32
-    clip_coef: float = 0.2
-    clip_vloss: bool = True
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    target_kl: float | None = 0.03
-    norm_obs: bool = True
-    norm_reward: bool = True
-    # PROPS behavior update
-    props_lr: float = 1e-3
-    props_epochs: int = 16
-    props_minibatches: int = 16
-    props_clip: float = 0.3
-    props_lambda: float = 0.3
-    props_target_kl: float = 0.05
-    props_stale_reference: bool = False  # the authors' code used pre-update theta; off by default
-    # ROS: before every env step phi = theta - ros_lr * g_bar, g_bar the buffer's mean score at theta;
-    # at 1e-5 phi samples what theta does, so tune it per task (BENCHMARKS.md, ROS step-size sweep)
-    ros_lr: float = 1e-5
-    # sampling-error diagnostic: every se_freq updates; 0 disables, -1 = auto (~30 points per run,
-    # at most one per 10 updates: < 10% of wall time, BENCHMARKS.md)
-    se_freq: int = -1
-    se_epochs: int = 100
-    # offline data: behaviour-cloning warm start and concurrent BC term (docs/offline.md)
-    offline_dataset: str | None = None  # Minari dataset id or path
-    offline_root: str | None = None  # dataset root (default: $MINARI_DATASETS_PATH)
-    bc_steps: int = 0  # BC gradient steps before online training
-    bc_coef: float = 0.0  # weight of the BC steps run after every PPO update (0 disables)
-    bc_online_steps: int = 4  # BC gradient steps after every PPO update when bc_coef > 0
-    bc_critic: bool = False  # also pre-train the critic on the dataset's Monte-Carlo returns
-    bc_batch_size: int = 256
-    bc_lr: float = 1e-3
+    n_steps: int = _f(2048, "n: env steps (over all envs) between two PPO updates of the target policy")
+    buffer_batches: int = _f(1, "b: the PPO update trains on the last b batches of n steps")
+    anneal_lr: bool = _f(True, "anneal the PPO learning rate linearly to 0 over the run")
+    gae_lambda: float = _f(0.95, "GAE lambda")
+    n_epochs: int = _f(10, "PPO epochs over the buffer per update")
+    n_minibatches: int = _f(32, "PPO minibatches per epoch (size b*n / n_minibatches)")
+    clip_coef: float = _f(0.2, "PPO ratio clip (and value clip) range")
+    clip_vloss: bool = _f(True, "clip the value loss around the old values")
+    ent_coef: float = _f(0.01, "entropy bonus coefficient")
+    vf_coef: float = _f(0.5, "value loss coefficient")
+    max_grad_norm: float = _f(0.5, "global gradient-norm clip of each PPO step")
+    target_kl: float | None = _f(0.03, "end the update once a minibatch's approx. KL exceeds this (none: never)")
+    norm_obs: bool = _f(True, "normalize observations with running statistics (clip 10)")
+    norm_reward: bool = _f(True, "scale rewards by the running std of the discounted return (clip 10)")
+    se_freq: int = _f(-1, "log the buffer's sampling error every this many PPO updates (0: off; -1: about 30 per run)")
+    se_epochs: int = _f(100, "epochs of the maximum-likelihood fit behind each sampling-error estimate")
+    offline_dataset: str | None = _f(None, "Minari dataset id or path for BC (docs/offline.md)")
+    offline_root: str | None = _f(None, "dataset root (default: $MINARI_DATASETS_PATH)")
+    bc_steps: int = _f(0, "behaviour-cloning gradient steps before online training")
+    bc_coef: float = _f(0.0, "weight of the BC steps run after every PPO update (0: off)")
+    bc_online_steps: int = _f(4, "BC gradient steps after every PPO update when bc_coef > 0")
+    bc_critic: bool = _f(False, "also pre-train the critic on the dataset's Monte-Carlo returns")
+    bc_batch_size: int = _f(256, "BC minibatch size")
+    bc_lr: float = _f(1e-3, "BC Adam step size")
 
     def validate(self) -> None:
         super().validate()
@@ -149,26 +156,6 @@ class OnPolicyConfig(BaseConfig):
             f"must be divisible by num_envs={self.num_envs}",
         )
         _require(self.buffer_batches >= 1, "buffer_batches", self.buffer_batches, "b must be >= 1")
-        _require(
-            self.behavior in ("target", "props", "ros"),
-            "behavior",
-            self.behavior,
-            "must be one of target, props, ros",
-        )
-        _require(self.behavior_steps >= 1, "behavior_steps", self.behavior_steps, "m must be >= 1")
-        if self.behavior != "target":  # only a behavior policy collects in chunks of m
-            _require(
-                self.n_steps % self.behavior_steps == 0,
-                "behavior_steps",
-                self.behavior_steps,
-                f"m must divide n_steps={self.n_steps}",
-            )
-            _require(
-                self.behavior_steps % self.num_envs == 0,
-                "behavior_steps",
-                self.behavior_steps,
-                f"m must be divisible by num_envs={self.num_envs}",
-            )
         _require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
         _require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be >= 1")
         _require(self.n_minibatches >= 1, "n_minibatches", self.n_minibatches, "must be >= 1")
@@ -185,20 +172,23 @@ class OnPolicyConfig(BaseConfig):
         _require(
             self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "must be > 0 or None"
         )
-        _require(self.props_lr > 0, "props_lr", self.props_lr, "must be > 0")
-        _require(self.props_epochs >= 1, "props_epochs", self.props_epochs, "must be >= 1")
-        _require(self.props_minibatches >= 1, "props_minibatches", self.props_minibatches, "must be >= 1")
-        _require(0 < self.props_clip < 1, "props_clip", self.props_clip, "must be in (0, 1)")
-        _require(self.props_lambda >= 0, "props_lambda", self.props_lambda, "must be >= 0")
-        _require(self.props_target_kl > 0, "props_target_kl", self.props_target_kl, "must be > 0")
-        _require(self.ros_lr > 0, "ros_lr", self.ros_lr, "must be > 0")
         _require(self.se_freq >= -1, "se_freq", self.se_freq, "must be >= 0 (0 disables) or -1 (auto: ~30 per run)")
         _require(self.se_epochs >= 1, "se_epochs", self.se_epochs, "must be >= 1")
         _validate_bc(self)
-        if self.behavior == "props":
-            _require(
-                self.buffer_batches >= 2, "buffer_batches", self.buffer_batches, "PROPS needs b >= 2"
-            )
+
+
+def _validate_behavior_steps(cfg: PROPSConfig | ROSConfig) -> None:
+    m = cfg.behavior_steps
+    _require(m >= 1, "behavior_steps", m, "m must be >= 1")
+    _require(cfg.n_steps % m == 0, "behavior_steps", m, f"m must divide n_steps={cfg.n_steps}")
+    _require(m % cfg.num_envs == 0, "behavior_steps", m, f"m must be divisible by num_envs={cfg.num_envs}")
+
+
+#: fields every on-policy config carried before PPO's, PROPS's and ROS's configs held only their own
+_RETIRED_ON_POLICY_FIELDS = frozenset({
+    "behavior", "behavior_steps", "props_lr", "props_epochs", "props_minibatches", "props_clip",
+    "props_lambda", "props_target_kl", "props_stale_reference", "ros_lr",
+})
 
 
 def _validate_bc(cfg: OnPolicyConfig) -> None:
@@ -217,28 +207,65 @@ def _validate_bc(cfg: OnPolicyConfig) -> None:
 
 @dataclass
 class PPOConfig(OnPolicyConfig):
+    """PPO: b = 1, theta samples."""
+
     algo: ClassVar[str] = "ppo"
 
 
 @dataclass
 class PPOBufferConfig(OnPolicyConfig):
+    """PPO on the last b batches as if they were on-policy; theta samples."""
+
     algo: ClassVar[str] = "ppo-buffer"
-    buffer_batches: int = 2
+    buffer_batches: int = _f(2, "b: the PPO update trains on the last b batches of n steps")
 
 
 @dataclass
 class PROPSConfig(OnPolicyConfig):
+    """PROPS: a behavior policy phi, adapted every m steps, corrects the buffer's sampling error."""
+
     algo: ClassVar[str] = "props"
-    buffer_batches: int = 2
-    behavior: str = "props"
+    behavior: ClassVar[str] = "props"
+    buffer_batches: int = _f(2, "b: the PPO update trains on the last b batches of n steps (PROPS needs b >= 2)")
+    behavior_steps: int = _f(256, "m: env steps between two behavior-policy updates (must divide n)")
+    props_lr: float = _f(1e-3, "behavior policy's Adam step size (not annealed)")
+    props_epochs: int = _f(16, "epochs of each behavior update")
+    props_minibatches: int = _f(16, "behavior minibatches: each holds (b*n - m) / this many rows")
+    props_clip: float = _f(0.3, "eps_p: the ratio pi_phi / pi_theta is not pushed below 1 - eps_p")
+    props_lambda: float = _f(0.3, "weight of the KL(phi || theta) penalty")
+    props_target_kl: float = _f(0.05, "delta: stop the behavior update once KL(theta || phi) exceeds this")
+    props_stale_reference: bool = _f(False, "the authors' quirk: the first behavior update after a PPO update "
+                                            "sees the old theta")
+
+    def validate(self) -> None:
+        super().validate()
+        _validate_behavior_steps(self)
+        _require(self.buffer_batches >= 2, "buffer_batches", self.buffer_batches, "PROPS needs b >= 2")
+        _require(math.isfinite(self.props_lr) and self.props_lr > 0, "props_lr", self.props_lr, "must be > 0")
+        _require(self.props_epochs >= 1, "props_epochs", self.props_epochs, "must be >= 1")
+        _require(self.props_minibatches >= 1, "props_minibatches", self.props_minibatches, "must be >= 1")
+        _require(0 < self.props_clip < 1, "props_clip", self.props_clip, "must be in (0, 1)")
+        _require(math.isfinite(self.props_lambda) and self.props_lambda >= 0, "props_lambda", self.props_lambda,
+                 "must be >= 0")
+        _require(math.isfinite(self.props_target_kl) and self.props_target_kl > 0, "props_target_kl",
+                 self.props_target_kl, "must be > 0")
 
 
 @dataclass
 class ROSConfig(OnPolicyConfig):
+    """ROS: before every env step phi = theta - ros_lr * (mean score of the buffer at theta)."""
+
     algo: ClassVar[str] = "ros"
-    buffer_batches: int = 2
-    behavior: str = "ros"
-    behavior_steps: int = 256
+    behavior: ClassVar[str] = "ros"
+    buffer_batches: int = _f(2, "b: the PPO update trains on the last b batches of n steps")
+    behavior_steps: int = _f(256, "m: env steps collected between two checks of the loop (must divide n)")
+    # the ROS paper's step on its small tasks is far larger; this default is a no-op, tune per task
+    ros_lr: float = _f(1e-5, "alpha: the step phi = theta - alpha * g_bar taken before every env step")
+
+    def validate(self) -> None:
+        super().validate()
+        _validate_behavior_steps(self)
+        _require(math.isfinite(self.ros_lr) and self.ros_lr > 0, "ros_lr", self.ros_lr, "must be > 0")
 
 
 def coerce_field(cls: type[BaseConfig], name: str, value: Any) -> Any:

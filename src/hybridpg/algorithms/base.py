@@ -273,7 +273,9 @@ class Agent:
         saved = dict(state["config"])
         if env is not None and not isinstance(env, str) and "env_kwargs" not in overrides:
             saved["env_kwargs"] = {}  # an Env instance or factory given here is used as it is
-        config = agent_cls.config_cls.from_dict({**saved, **overrides})
+        config = agent_cls.config_cls.from_saved(saved)
+        if overrides:
+            config = agent_cls.config_cls.from_dict({**config.to_dict(), **overrides})
         agent = agent_cls(env if env is not None else state["env_id"], seed=int(state["seed"]), config=config)
         agent.load_state_dict(state)
         p = Path(path)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from hybridpg.algorithms.props import props_update, ros_update
-from hybridpg.config import OnPolicyConfig
+from hybridpg.config import OnPolicyConfig, PROPSConfig, ROSConfig
 from hybridpg.networks import Policy, make_adam
 
 #: the buffer's normalized (observations, actions), leaving out the ``skip_oldest`` oldest rows
@@ -67,8 +67,10 @@ class PROPSSampling(TargetSampling):
     """PROPS: every m steps phi restarts from theta and is adapted so the buffer looks on-policy."""
 
     name = "props"
+    cfg: PROPSConfig
 
     def __init__(self, target: Policy, cfg: OnPolicyConfig, generator: torch.Generator) -> None:
+        assert isinstance(cfg, PROPSConfig)
         super().__init__(target, cfg, generator)
         self.behavior = copy.deepcopy(target)
         self.reference = copy.deepcopy(target).requires_grad_(False)  # theta as PROPS's update sees it
@@ -118,8 +120,10 @@ class ROSSampling(TargetSampling):
     """ROS: before every env step, phi = theta - ros_lr * (mean score of the buffer at theta)."""
 
     name = "ros"
+    cfg: ROSConfig
 
     def __init__(self, target: Policy, cfg: OnPolicyConfig, generator: torch.Generator) -> None:
+        assert isinstance(cfg, ROSConfig)
         super().__init__(target, cfg, generator)
         self.behavior = copy.deepcopy(target)
         # the step is exactly -ros_lr * g_bar: plain SGD, no momentum

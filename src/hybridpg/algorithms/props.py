@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from hybridpg.config import OnPolicyConfig
+from hybridpg.config import PROPSConfig
 from hybridpg.networks import Policy, clip_grad_norm, kl_from
 
 
@@ -25,7 +25,7 @@ def props_update(
     optimizer: torch.optim.Optimizer,
     obs: torch.Tensor,
     actions: torch.Tensor,
-    cfg: OnPolicyConfig,
+    cfg: PROPSConfig,
     generator: torch.Generator,
 ) -> dict[str, float]:
     """Adapt ``behavior`` (phi, already a copy of theta) in place; returns diagnostics."""

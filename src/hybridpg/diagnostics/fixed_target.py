@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from hybridpg.algorithms.base import Agent, Run
-from hybridpg.algorithms.onpolicy import OnPolicyAgent, PPOBuffer
-from hybridpg.config import PPOBufferConfig
+from hybridpg.algorithms.onpolicy import PROPS, ROS, OnPolicyAgent, PPOBuffer
+from hybridpg.config import ROSConfig
 from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.diagnostics.sampling_error import estimate_sampling_error
 from hybridpg.errors import CheckpointError, ConfigError, HybridPGError
 
-METHODS = {"on-policy": "target", "props": "props", "ros": "ros"}
+#: the agent whose sampler each method names (PPO-Buffer: theta samples; its b batches are the buffer)
+METHODS: dict[str, type[OnPolicyAgent]] = {"on-policy": PPOBuffer, "props": PROPS, "ros": ROS}
 PROPS_KNOBS = ("props_lr", "props_target_kl", "props_lambda", "props_clip", "props_minibatches", "props_epochs")
 # PROPS in this experiment takes full-buffer gradient steps. What it must correct is the buffer-wide
 # score sum, of size ~sqrt(k/N) per sample; a 1/16 minibatch adds noise ~4x that size, so the
@@ -68,11 +69,12 @@ def parse_methods(text: str) -> list[str]:
 
 def _build_agent(env: str | None, method: str, target: str, seed: int, overrides: dict[str, Any]) -> OnPolicyAgent:
     """An on-policy agent whose theta is the target; its config selects the behavior policy."""
-    settings = {**overrides, "behavior": METHODS[method], "eval_freq": 0, "checkpoint_freq": 0}
+    settings = {**overrides, "eval_freq": 0, "checkpoint_freq": 0}
+    agent_cls = METHODS[method]
     if target == "random":
         if env is None:
             raise ConfigError("--env is required with --target random")
-        return _warm_up(PPOBuffer(env, seed=seed, **settings))
+        return _warm_up(agent_cls(env, seed=seed, **settings))
     path = Path(target)
     if not path.exists():
         raise CheckpointError(f"--target {target}: no such run folder or checkpoint (or use 'random')")
@@ -80,7 +82,7 @@ def _build_agent(env: str | None, method: str, target: str, seed: int, overrides
     try:
         if not isinstance(source, OnPolicyAgent):
             raise ConfigError(f"--target {target}: a {source.config.algo} run has no on-policy actor to freeze")
-        agent = PPOBuffer(env or source.env_id, seed=seed, hidden_sizes=source.config.hidden_sizes,
+        agent = agent_cls(env or source.env_id, seed=seed, hidden_sizes=source.config.hidden_sizes,
                           norm_obs=source.obs_norm.enabled, **settings)
         agent.policy.load_state_dict(source.policy.state_dict())
         agent.obs_norm = FrozenObsNormalizer.freeze(source.obs_norm)
@@ -104,9 +106,14 @@ def _warm_up(agent: OnPolicyAgent, steps: int = 2048) -> OnPolicyAgent:
     return agent
 
 
-def experiment_config(batches: int, batch_size: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Config fields of the experiment's agent (the method's ``behavior`` is added per method)."""
-    return {"n_steps": batch_size, "buffer_batches": batches, "num_envs": 1, **FIXED_TARGET_PROPS, **(overrides or {})}
+def experiment_config(
+    method: str, batches: int, batch_size: int, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Config fields of the method's agent: the shared ones plus those of its own sampler."""
+    values = {"n_steps": batch_size, "buffer_batches": batches, "num_envs": 1, **FIXED_TARGET_PROPS,
+              **(overrides or {})}
+    own = METHODS[method].config_cls.__dataclass_fields__
+    return {k: v for k, v in values.items() if k in own}
 
 
 def run_fixed_target(
@@ -124,14 +131,14 @@ def run_fixed_target(
     the 1-based batch numbers in ``record_at``: each estimate is a full pi_D fit)."""
     if batches < 1 or batch_size < 1 or se_epochs < 1:
         raise ConfigError("--batches, --batch-size and --se-epochs must be >= 1")
-    agent = _build_agent(env, method, target, seed, experiment_config(batches, batch_size, overrides))
+    agent = _build_agent(env, method, target, seed, experiment_config(method, batches, batch_size, overrides))
     rows: list[dict[str, Any]] = []
     run = Run(agent, batches * batch_size, None, progress=False)
     try:
-        m = agent.config.behavior_steps
+        chunk = agent.sampler.chunk  # m for PROPS and ROS, the whole batch for on-policy sampling
         for b in range(batches):
-            for _ in range(batch_size // m):
-                agent.collect(m, run)
+            for _ in range(batch_size // chunk):
+                agent.collect(chunk, run)
                 agent.adapt_behavior()
             if record_at is not None and b + 1 not in record_at:
                 continue
@@ -139,7 +146,7 @@ def run_fixed_target(
             se = estimate_sampling_error(agent.policy, obs, actions, se_epochs, seed=seed * 7919 + b)
             row = {"env": agent.env_id, "method": method, "target": target, "seed": seed,
                    "samples": int(obs.shape[0]), "se": se}
-            if method == "ros":
+            if isinstance(agent.config, ROSConfig):
                 row["ros_lr"] = agent.config.ros_lr
             rows.append(row)
     finally:
@@ -280,8 +287,7 @@ def _main(args: argparse.Namespace) -> int:
         raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
     overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr, **props_overrides(args)}
     for method in methods:  # a bad setting fails here, before any folder is made
-        PPOBufferConfig.from_dict({**experiment_config(args.batches, args.batch_size, overrides),
-                                   "behavior": METHODS[method]})
+        METHODS[method].config_cls.from_dict(experiment_config(method, args.batches, args.batch_size, overrides))
     try:  # fail before the (long) runs, not after
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

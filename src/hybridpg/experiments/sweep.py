@@ -63,8 +63,12 @@ class SweepSpec:
         return self.total_timesteps
 
     def settings(self, algo: str, env: str) -> dict[str, Any]:
+        """The spec's settings for (algo, env), then each ``--set`` that this algorithm has."""
+        from hybridpg.algorithms import ALGORITHMS
+
         layered = self.spec_file.settings_for(algo, env) if self.spec_file is not None else {}
-        return {**layered, **self.overrides}
+        own = ALGORITHMS[algo].config_cls.__dataclass_fields__
+        return {**layered, **{k: v for k, v in self.overrides.items() if k in own}}
 
     def runs(self) -> list[RunSpec]:
         return [
@@ -179,6 +183,12 @@ def validate_spec(spec: SweepSpec) -> None:
     typos = sorted(set(spec.overrides) - known)
     if typos:
         raise ConfigError(f"--set {typos[0]}: not a config field of {', '.join(spec.algos)}")
+    for name in spec.overrides:  # said once, so a setting is never silently dropped
+        lacking = [a for a in spec.algos if name not in ALGORITHMS[a].config_cls.__dataclass_fields__]
+        if lacking:
+            having = [a for a in spec.algos if a not in lacking]
+            print(f"note: --set {name} applies to {', '.join(having)} only ({', '.join(lacking)} has no such field)",
+                  file=sys.stderr)
     if spec.spec_file is not None:  # every run's merged settings, checked before any run starts
         validate_settings(spec.spec_file, spec.overrides, f"spec {spec.spec_file.path} with --set")
 
