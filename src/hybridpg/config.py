@@ -365,24 +365,22 @@ class SACConfig(BaseConfig):
     algo: ClassVar[str] = "sac"
     box_only: ClassVar[bool] = True
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
-    tau: float = 0.005
-    learning_starts: int = 5000
-    target_entropy: float | None = None  # None: -|A|
-    init_alpha: float = 1.0
-    autotune: bool = True
-    policy_frequency: int = 1  # actor/temperature updated every k gradient steps (k steps at once)
-    compile: bool = False
-    # "bfloat16": hidden-to-hidden matmuls of actor and critics in bf16 (fp32 accumulate, fp32
-    # weights, inputs and output heads); changes rounding. Faster on CPUs with AVX512-BF16 or AMX;
-    # where bf16 is emulated (AVX2-only CPUs) it is far slower and SAC warns (BENCHMARKS.md, SAC)
-    matmul_precision: str = "float32"
-    save_replay_buffer: bool = False
-    log_freq: int = 1000
-    eval_freq: int = 10_000
-    checkpoint_freq: int = 10_000
+    hidden_sizes: tuple[int, ...] = _f((256, 256), "hidden layer widths of actor and critics, e.g. 256,256")
+    buffer_size: int = _f(1_000_000, "replay buffer capacity in transitions")
+    batch_size: int = _f(256, "transitions per gradient step")
+    tau: float = _f(0.005, "Polyak averaging rate of the target critics")
+    learning_starts: int = _f(5000, "env steps with random actions before the first gradient step")
+    target_entropy: float | None = _f(None, "entropy the temperature aims for (none: -|A|)")
+    init_alpha: float = _f(1.0, "initial temperature")
+    autotune: bool = _f(True, "learn the temperature")
+    policy_frequency: int = _f(1, "update actor and temperature every k gradient steps (k steps at once)")
+    compile: bool = _f(False, "torch.compile the networks")
+    # changes rounding; slower where bf16 is emulated (AVX2-only CPUs), where SAC warns
+    matmul_precision: str = _f("float32", "float32, or bfloat16 for the hidden-to-hidden matmuls (fp32 elsewhere)")
+    save_replay_buffer: bool = _f(False, "store the replay buffer in checkpoints (needed for a bit-exact resume)")
+    log_freq: int = _f(1000, "report to the run every this many gradient steps")
+    eval_freq: int = _f(10_000, "evaluate every this many gradient steps (a multiple of log_freq)")
+    checkpoint_freq: int = _f(10_000, "write checkpoints/latest.pt every this many gradient steps (x log_freq)")
 
     def validate(self) -> None:
         super().validate()
@@ -435,24 +433,24 @@ class HNPGConfig(BaseConfig):
 
     algo: ClassVar[str] = "hnpg"
 
-    offline_dataset: str | None = None  # required: Minari dataset id or path
-    offline_root: str | None = None
-    n_steps: int = 1000  # on-policy env steps per iteration
-    offline_batch: int = 1000  # offline transitions drawn per iteration
-    gae_lambda: float = 0.97
-    policy_hidden_sizes: tuple[int, ...] = (64, 64)
-    critic_steps: int = 30
-    critic_batch: int = 256  # per critic step, from each of the on-policy and offline parts
-    td_weight: float = 1.0  # lambda: weight of the offline TD loss against the MC loss
-    v_samples: int = 10  # actions averaged for V(s) = E_a~pi Q(s, a) on offline states
-    cg_iters: int = 10
-    cg_damping: float = 0.1
-    max_kl: float = 0.01
-    line_search_steps: int = 10
-    accept_ratio: float = 0.1
-    norm_obs: bool = True
-    finite_horizon: bool = False
-    horizon: int = 0  # H for finite_horizon (the lock's horizon)
+    offline_dataset: str | None = _f(None, "required: Minari dataset id or path")
+    offline_root: str | None = _f(None, "dataset root (default: $MINARI_DATASETS_PATH)")
+    n_steps: int = _f(1000, "on-policy env steps per iteration")
+    offline_batch: int = _f(1000, "offline transitions drawn per iteration")
+    gae_lambda: float = _f(0.97, "GAE lambda")
+    policy_hidden_sizes: tuple[int, ...] = _f((64, 64), "the policy's hidden layer widths")
+    critic_steps: int = _f(30, "critic gradient steps per iteration")
+    critic_batch: int = _f(256, "per critic step, from each of the on-policy and offline parts")
+    td_weight: float = _f(1.0, "lambda: weight of the offline TD loss against the MC loss")
+    v_samples: int = _f(10, "actions averaged for V(s) = E_a~pi Q(s, a) on offline states")
+    cg_iters: int = _f(10, "conjugate-gradient iterations of the natural-gradient step")
+    cg_damping: float = _f(0.1, "damping added to the Fisher-vector products")
+    max_kl: float = _f(0.01, "trust-region radius of the policy step (mean KL)")
+    line_search_steps: int = _f(10, "backtracking steps of the line search")
+    accept_ratio: float = _f(0.1, "accept a step once the improvement reaches this share of the expected one")
+    norm_obs: bool = _f(True, "normalize observations with running statistics")
+    finite_horizon: bool = _f(False, "one policy and one critic per step h < horizon")
+    horizon: int = _f(0, "H for finite_horizon (the lock's horizon)")
 
     def __post_init__(self) -> None:
         self.policy_hidden_sizes = tuple(int(h) for h in self.policy_hidden_sizes)

@@ -1,0 +1,49 @@
+"""Each algorithm's config holds only its own fields, each with a description."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hybridpg.config import CONFIGS, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
+from hybridpg.errors import ConfigError
+
+BEHAVIOR_FIELDS = {"behavior_steps", "props_lr", "props_epochs", "props_minibatches", "props_clip", "props_lambda",
+                   "props_target_kl", "props_stale_reference", "ros_lr"}
+
+
+def names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_ppo_has_no_behavior_policy_fields() -> None:
+    for cls in (PPOConfig, PPOBufferConfig):
+        assert not names(cls) & BEHAVIOR_FIELDS
+    assert {"behavior_steps", "props_lr", "props_lambda"} <= names(PROPSConfig)
+    assert "ros_lr" not in names(PROPSConfig) and {"behavior_steps", "ros_lr"} <= names(ROSConfig)
+    assert not any(n.startswith("props_") for n in names(ROSConfig))
+
+
+def test_a_setting_the_method_lacks_is_an_error_naming_its_owners() -> None:
+    with pytest.raises(ConfigError, match=r"ppo has no config field 'props_lr' \(a field of props\)"):
+        PPOConfig.from_dict({"props_lr": 1e-3})
+    with pytest.raises(ConfigError, match=r"'behavior_steps' \(a field of props, ros\)"):
+        PPOBufferConfig.from_dict({"behavior_steps": 64})
+    assert PPOConfig.from_dict({"n_steps": 100}).n_steps == 100  # no PROPS constraint on m dividing n
+
+
+def test_runs_saved_with_the_shared_layout_still_load() -> None:
+    old = {"n_steps": 128, "behavior": "target", "behavior_steps": 256, "props_lr": 1e-3, "ros_lr": 1e-5}
+    assert PPOConfig.from_saved(old).n_steps == 128
+    props = PROPSConfig.from_saved({**old, "behavior": "props", "props_lr": 3e-3, "behavior_steps": 64})
+    assert (props.props_lr, props.behavior_steps) == (3e-3, 64)
+    with pytest.raises(ConfigError, match="'nonsense'"):  # only the retired fields are dropped
+        PPOConfig.from_saved({**old, "nonsense": 1})
+
+
+@pytest.mark.parametrize("algo", sorted(CONFIGS))
+def test_every_field_has_a_one_line_description(algo: str) -> None:
+    for f in dataclasses.fields(CONFIGS[algo]):
+        text = f.metadata.get("help", "")
+        assert text and "\n" not in text, f"{algo}.{f.name} has no description"
