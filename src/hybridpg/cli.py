@@ -106,6 +106,20 @@ def _add_config_fields(parser: argparse.ArgumentParser, config_cls: type) -> Non
         )
 
 
+def _add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="import a module that registers your envs (gymnasium.register) first; repeatable. "
+             "Or name the env as MODULE:EnvId-v0",
+    )
+
+
+def _import_modules(args: argparse.Namespace) -> None:
+    from hybridpg.envs.registry import import_env_modules
+
+    import_env_modules(getattr(args, "imports", None) or [], export=True)
+
+
 def _train_parser(algo: str) -> argparse.ArgumentParser:
     algos = _algorithms()
     parser = ArgumentParser(prog="hybridpg train", description="Train an agent and write a run folder.")
@@ -126,6 +140,7 @@ def _train_parser(algo: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--progress", choices=["auto", "on", "off"], default="auto", help="progress bar (auto: only on a terminal)"
     )
+    _add_import_option(parser)
     _add_config_fields(parser, algos[algo].config_cls)
     return parser
 
@@ -139,6 +154,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         raise HybridPGError(f"unknown algorithm '{known.algo}'; choose from {', '.join(sorted(algos))}")
     parser = _train_parser(known.algo)
     args = parser.parse_args(argv)
+    _import_modules(args)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     agent_cls = algos[args.algo]
     if args.resume is not None:
@@ -360,7 +376,9 @@ def cmd_eval(argv: Sequence[str]) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    _add_import_option(parser)
     args = parser.parse_args(argv)
+    _import_modules(args)
     if args.episodes < 1:
         raise HybridPGError(f"--episodes={args.episodes}: must be >= 1")
     from hybridpg.algorithms.base import Agent
@@ -388,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="evaluate a run folder's saved policy", add_help=False)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
+    _add_import_option(sub.choices["sweep"])  # its workers inherit the imports (see import_env_modules)
     return parser
 
 
@@ -416,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
+        _import_modules(args)
         return int(args.func(args) or 0)
     except HybridPGError as exc:
         print(f"error: {_name_command(str(exc), command)}", file=sys.stderr)

@@ -24,10 +24,11 @@ EnvSpec = str | gym.Env | Callable[[], gym.Env]
 
 def _ensure_registered() -> None:
     try:
-        from hybridpg.envs.registry import register_envs
+        from hybridpg.envs.registry import import_exported_modules, register_envs
     except ImportError:  # toy envs are optional at import time
         return
     register_envs()
+    import_exported_modules()
 
 
 def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
@@ -43,8 +44,12 @@ def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
         raise EnvError(f"env must be a Gymnasium id, an Env instance or a factory, got {type(env).__name__}")
     env_id = env
     _ensure_registered()
+    from hybridpg.envs.registry import import_module_of
+
     try:
-        gym.spec(env_id)
+        gym.spec(import_module_of(env_id))  # gym.make imports the module of "module:EnvId" itself; spec does not
+    except EnvError:
+        raise
     except Exception as exc:  # gymnasium raises several error types for bad ids
         raise EnvError(f"unknown environment id '{env_id}': {str(exc).splitlines()[0]}") from None
 
