@@ -84,7 +84,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if run.finished and EVAL_KEY in run.curves and run.env == args.env:
             name = setting_of.get(str(run.path.resolve()))
             if name is not None:
-                table.setdefault(run.algo, {}).setdefault(name, []).append(run.auc() / run.total_timesteps)
+                table.setdefault(run.algo, {}).setdefault(name, []).append(run.auc())
     chosen = {}
     for algo, by_setting in sorted(table.items()):
         means = {name: float(np.mean(v)) for name, v in by_setting.items()}
@@ -92,7 +92,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"{algo}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(means.items())) + f" -> {chosen[algo]}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"tuning_{args.env}.json").write_text(json.dumps(
-        {"env": args.env, "seeds": seeds, "metric": "mean eval return over the budget (AUC / budget)",
+        {"env": args.env, "seeds": seeds, "metric": "time-averaged eval return over the budget (AUC)",
          "results": table, "chosen": chosen}, indent=1))
     return 1 if progress.failed else 0
 
@@ -149,7 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for algo, by_seed in by_algo.items():
             runs = list(by_seed.values())
             final = np.array([r.final_return() for r in runs])
-            auc = np.array([r.auc() / r.total_timesteps for r in runs])  # mean return over the budget
+            auc = np.array([r.auc() for r in runs])  # the time-averaged eval return
             curves[env][algo] = np.stack([_curve_at(r, FRACTIONS) for r in runs])
             finals[env][algo] = final
             se_all, se_early, se_late = [], [], []
@@ -181,10 +181,12 @@ def cmd_report(args: argparse.Namespace) -> int:
                     "total_timesteps": r.total_timesteps, "sps": r.sps, "config": r.config,
                 } for r in runs
             }
-    # max-normalization per env over every method, seed and budget point, then IQM pooled over envs
-    n_seeds = min(len(s) for by_algo in complete.values() for s in by_algo.values())
+    # max-normalization per env over every method, seed and budget point, then IQM pooled over the
+    # envs that have the most seeds (a stratified bootstrap needs the same runs in every env)
+    n_seeds = max(len(s) for by_algo in complete.values() for s in by_algo.values())
+    pooled = [env for env, by_algo in complete.items() if min(len(s) for s in by_algo.values()) >= n_seeds]
     norm = {}
-    for env in curves:
+    for env in pooled:
         top = max(float(c.max()) for c in curves[env].values())
         low = min(float(c.min()) for c in curves[env].values())
         norm[env] = {algo: (c[:n_seeds] - low) / max(top - low, 1e-12) for algo, c in curves[env].items()}
@@ -198,7 +200,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     poi = {f"props>{base}@{label}": probability_of_improvement(scores["props"], scores[base])
            for base in ("ppo", "ppo-buffer") for label, scores in (("30%", at30), ("100%", at100))}
 
-    lines += ["", f"Aggregate over {', '.join(envs)} ({n_seeds} seeds each): IQM of max-normalized return",
+    left_out = sorted(set(complete) - set(pooled))
+    lines += ["", f"Aggregate over {', '.join(envs)} ({n_seeds} seeds each): IQM of max-normalized return"
+              + (f"; not pooled (fewer seeds finished): {', '.join(left_out)}" if left_out else ""),
               "", "| budget | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
     for key, row in aggregate.items():
         lines.append(f"| {float(key):.0%} | " + " | ".join(str(row[a]) for a in METHODS) + " |")
