@@ -4,8 +4,10 @@
     python benchmarks/props_rl.py report
 
 ``run`` is ``hybridpg sweep --spec props-paper`` with the runs ordered seed by seed over envs (so that a
-partial sweep holds every method for the seeds it has), restartable like any sweep. ``report``
-reads the run folders and writes the raw per-run curves (JSON), the figure, and the summary:
+partial sweep holds every method for the seeds it has), restartable like any sweep; it trains in a
+scratch folder (runs/props_rl). ``report`` copies each finished run's config, summary and eval/SE
+records to benchmarks/results/props_rl/runs (committed: a later ``run`` counts them as done), then
+writes the raw per-run curves (JSON), the figure, and the summary from them:
 per-env IQM of the final return and of the AUC with 95% stratified-bootstrap CIs, the aggregate
 curve (IQM of max-normalized return at 11 budget fractions, pooled over envs), the probability of
 improvement of PROPS over each baseline, and each method's live sampling error over training.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,40 @@ FRACTIONS = np.linspace(0.0, 1.0, 11)
 METHODS = ("props", "ppo-buffer", "ppo")
 
 
+RAW = OUT / "runs"  # finished runs, kept small (config, summary, eval and SE records) and committed
+
+
+def harvest(root: Path, raw: Path = RAW) -> int:
+    """Copy each finished run's config, summary and eval/SE records from the scratch ``root`` to ``raw``."""
+    count = 0
+    for summary in sorted(root.rglob("summary.json")):
+        run = summary.parent
+        if run_state(run) != "finished" or ".ray" in run.parts:
+            continue
+        target = raw / run.relative_to(root)
+        if (target / "summary.json").exists():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / "config.yaml", target / "config.yaml")
+        kept = [line for line in (run / "metrics.jsonl").read_text().splitlines()
+                if '"eval/' in line or '"diagnostics/' in line]
+        (target / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+        shutil.copy2(summary, target / "summary.json")  # last, so a half-copied run is not 'finished'
+        count += 1
+    return count
+
+
+def _restore(raw: Path, root: Path) -> None:
+    """Runs finished earlier (and committed) count as done in the scratch root, so they are skipped."""
+    for summary in sorted(raw.rglob("summary.json")):
+        target = root / summary.parent.relative_to(raw)
+        if not target.exists():
+            shutil.copytree(summary.parent, target)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     spec_file = load_spec(args.spec)
+    _restore(RAW, args.root)
     envs = args.envs.split(",") if args.envs else spec_file.envs
     unknown = [env for env in envs if env not in spec_file.envs]
     if unknown:
@@ -132,7 +167,9 @@ def _mean_ci(values: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    complete = _complete(load_runs(args.root))
+    if args.root.is_dir():
+        print(f"{harvest(args.root)} newly finished run(s) copied to {RAW}")
+    complete = _complete(load_runs(RAW))
     if not complete:
         print("error: no env has finished runs of every method yet", file=sys.stderr)
         return 2
