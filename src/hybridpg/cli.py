@@ -138,7 +138,8 @@ def _train_parser(algo: str) -> argparse.ArgumentParser:
         help="continue a run from its latest checkpoint up to its total_timesteps",
     )
     parser.add_argument(
-        "--progress", choices=["auto", "on", "off"], default="auto", help="progress bar (auto: only on a terminal)"
+        "--progress", choices=["auto", "on", "off"], default="auto",
+        help="auto: a bar on a terminal, else a line every $HYBRIDPG_PROGRESS_SECONDS (30) s; on: bar; off: none"
     )
     _add_import_option(parser)
     _add_config_fields(parser, algos[algo].config_cls)
@@ -187,9 +188,15 @@ def cmd_train(argv: Sequence[str]) -> int:
         except (HybridPGError, OSError):
             agent.close()
             raise
+        _announce(run_dir)
         return _learn(agent, lambda: agent.learn(args.total_timesteps, run_dir=run_dir, progress=progress), run_dir)
     finally:
         lock.release()
+
+
+def _announce(run_dir: Path, note: str = "") -> None:
+    """The run folder first, so a user can tail its metrics or open TensorBoard right away."""
+    print(f"run folder: {run_dir}{note}", flush=True)
 
 
 def _check_fresh(run_dir: Path) -> None:
@@ -320,6 +327,7 @@ def _resume_locked(run_dir: Path, progress: bool | None, agent_base: Any) -> int
         algos = _algorithms()
         agent = algos[doc["algo"]](doc["env"], seed=doc["seed"], config=doc["config_obj"])
         agent.restart_in(run_dir)
+        _announce(run_dir, " (starting again: it stopped before its first checkpoint)")
         return _learn(agent, lambda: agent.learn(total, run_dir=run_dir, progress=progress), run_dir)
     agent = agent_base.load(latest)
     total = max(total, agent.horizon or 0)  # the checkpoint's horizon is the schedule's
@@ -329,7 +337,9 @@ def _resume_locked(run_dir: Path, progress: bool | None, agent_base: Any) -> int
             print(f"{run_dir} already reached {total} steps; nothing to do")
             return 0
         # stopped after its last checkpoint but before summary.json: evaluate and write it now
+        _announce(run_dir, f" (finishing: evaluating at step {agent.global_step})")
         return _learn(agent, lambda: agent.finish_run(run_dir, progress=progress), run_dir)
+    _announce(run_dir, f" (resuming at step {agent.global_step} of {total})")
     return _learn(
         agent, lambda: agent.learn(total - agent.global_step, run_dir=run_dir, progress=progress, reset=False), run_dir
     )

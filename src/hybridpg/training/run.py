@@ -240,7 +240,11 @@ class Run:
         for r, n in zip(returns, lengths, strict=True):
             self.latest_return = r
             self.logger.log(step, {"charts/episode_return": r, "charts/episode_length": n})
-        self.progress.update(step, self.latest_return)
+        self._show_progress()
+
+    def _show_progress(self, force: bool = False) -> None:
+        eval_return = self.last_eval.get("eval/return_mean")
+        self.progress.update(self.agent.global_step, self.latest_return, force=force, eval_return=eval_return)
 
     def after_update(self, metrics: dict[str, float]) -> None:
         agent = self.agent
@@ -252,6 +256,7 @@ class Run:
         if cfg.eval_freq and agent.updates % cfg.eval_freq == 0:
             metrics.update(self.evaluate())
         self.logger.log(agent.global_step, metrics)
+        self._show_progress()  # also for loops whose episodes end rarely
         if self.run_dir is not None and cfg.checkpoint_freq and agent.updates % cfg.checkpoint_freq == 0:
             if self._uses_safe_points:
                 self._checkpoint_due = True
@@ -321,7 +326,7 @@ class Run:
         if agent.global_step < self.total:
             # a planned pause inside the horizon: a checkpoint, no final evaluation or summary
             self.save_latest()
-            self.progress.update(agent.global_step, self.latest_return, force=True)
+            self._show_progress(force=True)
             return
         # already evaluated at this state: by the loop, or by a finish() that died before summary.json
         evaluated = self.last_eval_at == (agent.global_step, agent.updates)
@@ -351,7 +356,7 @@ class Run:
             agent.save(self.run_dir / "checkpoints" / "final.pt")
             _write_file(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode())
         self.finished = True
-        self.progress.update(agent.global_step, self.latest_return, force=True)
+        self._show_progress(force=True)
 
     def close(self) -> None:
         try:
