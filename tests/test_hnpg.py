@@ -102,7 +102,7 @@ def test_short_run_on_lock_learns_and_checkpoints(tmp_path: Path) -> None:
     assert rate(returns[-300:]) > 0.5
     restored = Agent.load(run, env=env)
     obs = np.stack([gym.make(LOCK, horizon=horizon).reset(seed=s)[0] for s in range(5)])
-    np.testing.assert_array_equal(restored.predict(obs), agent.predict(obs))
+    np.testing.assert_array_equal(restored.predict(obs)[0], agent.predict(obs)[0])
     agent.close()
     restored.close()
 

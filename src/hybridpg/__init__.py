@@ -2,11 +2,12 @@
 
 from hybridpg.algorithms import ALGORITHMS, HNPG, PPO, PROPS, ROS, SAC, Agent, PPOBuffer
 from hybridpg.errors import HybridPGError
+from hybridpg.training.callbacks import Callback, CallbackEvent
 from hybridpg.training.evaluate import EvalResult, evaluate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "HNPG", "PPO", "PROPS", "ROS", "SAC", "Agent", "EvalResult", "HybridPGError", "PPOBuffer",
-    "evaluate",
+    "ALGORITHMS", "HNPG", "PPO", "PROPS", "ROS", "SAC", "Agent", "Callback", "CallbackEvent", "EvalResult",
+    "HybridPGError", "PPOBuffer", "evaluate",
 ]

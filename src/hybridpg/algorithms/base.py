@@ -25,6 +25,9 @@ from hybridpg.errors import CheckpointError, ConfigError, EnvError
 from hybridpg.training.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from hybridpg.training.run import Run, TrainingInterrupted, _stop_on_signals, _StopRun
 
+# what Stable-Baselines3 takes as its first argument; here the env comes first
+SB3_POLICY_NAMES = frozenset({"MlpPolicy", "CnnPolicy", "MultiInputPolicy"})
+
 
 class Agent:
     config_cls: ClassVar[type[BaseConfig]] = BaseConfig
@@ -36,6 +39,11 @@ class Agent:
         config: BaseConfig | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(env, str) and env in SB3_POLICY_NAMES:
+            raise ConfigError(
+                f"{type(self).__name__}({env!r}, env): hybridpg builds its own networks: "
+                f"use {type(self).__name__}(env, hidden_sizes=...)"
+            )
         if config is None:
             config = self.config_cls.from_dict(overrides)
         elif overrides:
@@ -77,6 +85,7 @@ class Agent:
         self._metrics_bytes: int | None = None  # size of metrics.jsonl when the checkpoint was written
         self._last_eval: dict[str, float] = {}  # the run's last evaluation when the checkpoint was written
         self._last_eval_at: tuple[int, int] | None = None  # its (env step, updates)
+        self._best_eval: float | None = None  # the best evaluation return so far (checkpoints/best.pt)
         self._loaded_from: Path | None = None
         self._build()
 
@@ -105,6 +114,7 @@ class Agent:
         progress: bool | None = None,
         reset: bool = True,
         horizon: int | None = None,
+        callback: Any = None,
     ) -> Agent:
         """Train for ``total_timesteps`` env steps; with ``reset=False`` continue the step count.
 
@@ -112,8 +122,14 @@ class Agent:
         this call, or a resumed run's original horizon if that is later). Training only part of a
         horizon and continuing later (``Agent.load(run).learn(rest, reset=False)``) gives the same
         result as one uninterrupted call. With a ``run_dir``, SIGINT/SIGTERM write a checkpoint
-        and raise ``TrainingInterrupted``.
+        and raise ``TrainingInterrupted``, and the best evaluated policy is kept in
+        ``checkpoints/best.pt``. ``callback``: a function of one ``CallbackEvent`` or an object
+        with ``on_rollout_end``/``on_update``/``on_eval`` hooks (``hybridpg.training.callbacks``);
+        a hook returning False stops training, and the run finishes with its checkpoints.
         """
+        from hybridpg.training.callbacks import as_callback
+
+        hooks = as_callback(callback)
         if total_timesteps < 1:
             raise ConfigError(f"total_timesteps={total_timesteps}: must be >= 1")
         if reset and self.global_step:
@@ -125,7 +141,7 @@ class Agent:
         self.horizon = horizon if horizon is not None else default
         if run_dir is not None:
             self.run_dir = Path(run_dir)
-        run = Run(self, self.horizon, self.run_dir, progress, stop_at=target)
+        run = Run(self, self.horizon, self.run_dir, progress, stop_at=target, callback=hooks)
         self._drive(run, train=True)
         return self
 
@@ -162,8 +178,20 @@ class Agent:
         finally:
             run.close()
 
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for raw observation(s), normalized with the agent's saved statistics."""
+    def predict(
+        self,
+        obs: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """``(action, state)`` for raw observation(s), as Stable-Baselines3's ``predict`` returns;
+        observations are normalized with the agent's saved statistics. hybridpg's policies have no
+        recurrent state: ``state`` comes back unchanged and ``episode_start`` is ignored."""
+        del episode_start
+        return self._predict_actions(obs, deterministic), state
+
+    def _predict_actions(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
         single = obs.shape == self.vec.obs_shape
         batch = obs.reshape(1, -1) if single else obs.reshape(obs.shape[0], -1)
@@ -204,6 +232,7 @@ class Agent:
                 "metrics_bytes": self._metrics_bytes,
                 "last_eval": dict(self._last_eval),
                 "last_eval_at": None if self._last_eval_at is None else list(self._last_eval_at),
+                "best_eval": self._best_eval,
             },
         }
 
@@ -236,6 +265,8 @@ class Agent:
             self._last_eval = {str(k): float(v) for k, v in (run_info.get("last_eval") or {}).items()}
             at = run_info.get("last_eval_at")
             self._last_eval_at = None if at is None else (int(at[0]), int(at[1]))
+            best = run_info.get("best_eval")
+            self._best_eval = None if best is None else float(best)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's size-mismatch report spans lines; errors are one
             raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {detail}") from None

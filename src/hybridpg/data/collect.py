@@ -65,7 +65,7 @@ def make_policy(name: str, env: gym.Env[Any, Any], epsilon: float, seed: int, st
         )
 
     def act(obs: np.ndarray) -> Any:
-        return agent.predict(obs, deterministic=not stochastic)
+        return agent.predict(obs, deterministic=not stochastic)[0]
 
     return _epsilon_greedy(act, env.action_space, epsilon, seed)
 

@@ -100,7 +100,7 @@ def _warm_up(agent: OnPolicyAgent, steps: int = 2048) -> OnPolicyAgent:
     """
     vec = agent.vec
     for _ in range(max(steps // vec.num_envs, 1)):
-        result = vec.step(agent.predict(vec.obs, deterministic=False))
+        result = vec.step(agent.predict(vec.obs, deterministic=False)[0])
         agent.obs_norm.update(result.obs)
     agent.obs_norm = FrozenObsNormalizer.freeze(agent.obs_norm)
     return agent

@@ -58,7 +58,7 @@ def evaluate(
             while not done:
                 if stop is not None and stop():
                     raise EvaluationStopped
-                action = agent.predict(obs, deterministic=deterministic)
+                action, _ = agent.predict(obs, deterministic=deterministic)
                 obs, reward, terminated, truncated, _ = the_env.step(action)
                 total += float(reward)
                 length += 1

@@ -27,6 +27,7 @@ import yaml
 
 from hybridpg.envs.vector import make_env_fn
 from hybridpg.errors import HybridPGError
+from hybridpg.training.callbacks import Callback, CallbackEvent
 from hybridpg.training.checkpoint import atomic_write_bytes
 from hybridpg.training.logger import MetricLogger, write_error
 from hybridpg.training.progress import ProgressBar
@@ -187,8 +188,13 @@ class Run:
         run_dir: Path | None,
         progress: bool | None,
         stop_at: int | None = None,
+        callback: Callback | None = None,
     ) -> None:
         self.agent = agent
+        self.callback = callback
+        self.callback_stopped = False  # a hook returned False: stop at the next safe point, finish the run
+        self._rollout_step = agent.global_step  # global_step at the last rollout_end event
+        self.best_eval: float | None = agent._best_eval  # best evaluation so far: checkpoints/best.pt
         self.total = total
         self.stop_at = total if stop_at is None else stop_at
         self.run_dir = run_dir
@@ -246,8 +252,25 @@ class Run:
         eval_return = self.last_eval.get("eval/return_mean")
         self.progress.update(self.agent.global_step, self.latest_return, force=force, eval_return=eval_return)
 
+    def _fire(self, kind: str, metrics: dict[str, float] | None = None, eval_return: float | None = None) -> None:
+        if self.callback is None:
+            return
+        agent = self.agent
+        event = CallbackEvent(kind, agent, agent.global_step, agent.updates, dict(metrics or {}), eval_return)
+        if getattr(self.callback, f"on_{kind}")(event) is False:
+            self.callback_stopped = True
+
+    def _rollout_end(self) -> None:
+        """A batch of env steps was collected since the last event (safe points and updates
+        both follow collection, so whichever comes first reports it)."""
+        if self.agent.global_step > self._rollout_step:
+            self._rollout_step = self.agent.global_step
+            self._fire("rollout_end")
+
     def after_update(self, metrics: dict[str, float]) -> None:
         agent = self.agent
+        self._rollout_end()
+        self._fire("update", metrics)
         now = time.perf_counter()
         sps = (agent.global_step - self.last_log_step) / max(now - self.last_log_time, 1e-9)
         self.last_log_time, self.last_log_step = now, agent.global_step
@@ -272,6 +295,7 @@ class Run:
         """Call at the top of the training loop, where the agent's state fully determines the rest
         of the run. Writes a due checkpoint; True means stop now (signal, or this call's steps done)."""
         self._uses_safe_points = True
+        self._rollout_end()
         if self._checkpoint_due or (self.stop_signal is not None and self.run_dir is not None):
             self._checkpoint_due = False
             self.save_latest()
@@ -286,7 +310,7 @@ class Run:
             self._saved_for_stop = True
 
     def _should_stop(self) -> bool:
-        return self.stop_signal is not None or self.agent.global_step >= self.stop_at
+        return self.stop_signal is not None or self.callback_stopped or self.agent.global_step >= self.stop_at
 
     def save_latest(self) -> None:
         """checkpoints/latest.pt, with metrics.jsonl flushed first so the two agree on resume."""
@@ -317,13 +341,25 @@ class Run:
             raise _StopRun from None
         self.last_eval = {"eval/return_mean": result.mean, "eval/return_std": result.std}
         self.last_eval_at = (self.agent.global_step, self.agent.updates)
+        self._save_best(result.mean)
+        self._fire("eval", self.last_eval, result.mean)
         return self.last_eval
+
+    def _save_best(self, mean: float) -> None:
+        """checkpoints/best.pt: the policy with the best evaluation so far (for inference; a
+        resume continues from latest.pt)."""
+        if self.best_eval is not None and mean <= self.best_eval:
+            return
+        self.best_eval = self.agent._best_eval = mean
+        if self.run_dir is not None:
+            self.agent.save(self.run_dir / "checkpoints" / "best.pt")
 
     def finish(self) -> None:
         """The final evaluation, latest.pt, final.pt and summary.json; a signal during the
         evaluation raises ``_StopRun`` (the caller checkpoints; ``--resume`` finishes later)."""
         agent = self.agent
-        if agent.global_step < self.total:
+        stopped = self.callback_stopped and agent.global_step < self.total
+        if agent.global_step < self.total and not stopped:
             # a planned pause inside the horizon: a checkpoint, no final evaluation or summary
             self.save_latest()
             self._show_progress(force=True)
@@ -339,7 +375,8 @@ class Run:
         wall = time.perf_counter() - self.start_time
         steps = agent.global_step - self.start_step
         summary: dict[str, object] = {
-            "status": "finished",
+            # stopped: a callback ended training early; --resume continues it to total_timesteps
+            "status": "stopped" if stopped else "finished",
             "algo": agent.config.algo,
             "env": agent.env_id,
             "seed": agent.seed,
