@@ -56,8 +56,8 @@ class Agent:
         self.seed = int(seed)
         self.env_spec = env
         self.env_id = env_name(env)
+        self.device = _check_device(config.device)
         torch.set_num_threads(config.torch_threads)
-        self.device = torch.device("cpu")
         # one RNG stream per purpose, all seeded from the run seed, all saved in checkpoints
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)
@@ -324,6 +324,20 @@ class Agent:
 
     def close(self) -> None:
         self.vec.close()
+
+
+def _check_device(device: str) -> torch.device:
+    """Refuse a device that is not there, before any env is built; never fall back quietly."""
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device='cuda' but torch.cuda.is_available() is False (torch {torch.__version__}: no CUDA build "
+                "or no visible GPU); use device='cpu'"
+            )
+        warnings.warn(
+            "device='cuda': hybridpg's algorithms compute on the CPU (small MLPs); the GPU is not used", stacklevel=3
+        )
+    return torch.device("cpu")
 
 
 def _space_signature(space: gym.Space[Any]) -> str:
