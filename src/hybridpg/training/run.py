@@ -31,6 +31,7 @@ from hybridpg.training.callbacks import Callback, CallbackEvent
 from hybridpg.training.checkpoint import atomic_write_bytes
 from hybridpg.training.logger import MetricLogger, write_error
 from hybridpg.training.progress import ProgressBar
+from hybridpg.training.versions import environment_record
 
 if TYPE_CHECKING:
     from hybridpg.algorithms.base import Agent
@@ -220,6 +221,7 @@ class Run:
                     "seed": agent.seed,
                     "total_timesteps": total,
                     "config": agent.config.to_dict(),
+                    "versions": environment_record(),  # what made this run, for reproducing it
                 }
                 # config.yaml first: once it exists the folder is a run that --resume accepts
                 _write_file(run_dir / "config.yaml", yaml.safe_dump(config_doc, sort_keys=False).encode())
@@ -386,6 +388,7 @@ class Run:
             # None when this process only finished a run whose training was already done
             "sps": steps / max(wall, 1e-9) if steps else None,
             "wall_seconds": wall,
+            "versions": environment_record(),
         }
         self.summary = summary
         if self.run_dir is not None:
