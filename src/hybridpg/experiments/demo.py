@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="sweep root (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per method (default: %(default)s)")
-    parser.add_argument("--total-timesteps", type=int, default=30_000, help="per run (default: %(default)s)")
+    parser.add_argument("--total-timesteps", type=int, default=20_000, help="per run (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs")
     parser.set_defaults(func=handle)
 
