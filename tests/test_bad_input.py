@@ -319,8 +319,8 @@ def test_nan_from_env_stops_with_one_line_and_intact_checkpoint(
     assert len(lines) == 1 and lines[0].startswith("error: ") and "non-finite reward at env step 299" in lines[0]
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")  # the last good one, intact
     assert state["global_step"] == 256  # the checkpoint at the loop boundary before the bad step
-    with pytest.warns(UserWarning, match="not bit-exact"):  # a test env, outside the covered families
-        agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
+    agent = Agent.load(run_dir / "checkpoints" / "latest.pt")  # a test env, outside the covered families
+    assert agent.env_state_exact is False  # a resume would warn; a load does not
     assert agent.global_step == 256 and not (run_dir / "summary.json").exists()
 
 

@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "hybridpg.experiments.demo",
     "hybridpg.data.collect",
     "hybridpg.diagnostics.fixed_target",
+    "hybridpg.training.export",
 ]
 
 

@@ -86,6 +86,7 @@ class Agent:
         self._last_eval: dict[str, float] = {}  # the run's last evaluation when the checkpoint was written
         self._last_eval_at: tuple[int, int] | None = None  # its (env step, updates)
         self._best_eval: float | None = None  # the best evaluation return so far (checkpoints/best.pt)
+        self._inexact_resume: str | None = None  # after load: why continuing will not be bit-exact
         self._loaded_from: Path | None = None
         self._build()
 
@@ -130,6 +131,11 @@ class Agent:
         from hybridpg.training.callbacks import as_callback
 
         hooks = as_callback(callback)
+        if not reset and self._inexact_resume is not None:
+            warnings.warn(
+                f"resuming {self.env_id}: {self._inexact_resume}; training continues but is not bit-exact", stacklevel=2
+            )
+            self._inexact_resume = None
         if total_timesteps < 1:
             raise ConfigError(f"total_timesteps={total_timesteps}: must be >= 1")
         if reset and self.global_step:
@@ -289,8 +295,8 @@ class Agent:
                 # a partly restored env is worse than a fresh one: start clean episodes
                 self.vec.reset(self.seed + self.global_step)
                 reason = f"its env state could not be restored ({exc})"
-        if saved is not None:
-            warnings.warn(f"resuming {self.env_id}: {reason}; training continues but is not bit-exact", stacklevel=3)
+        # said when training continues (learn with reset=False), not on a load for inference
+        self._inexact_resume = reason if saved is not None else None
         return False
 
     def save(self, path: str | Path) -> None:
