@@ -49,7 +49,7 @@ def run_one(job: tuple[str, int, int, int, int]) -> dict[str, Any]:
         agent = SAC("Hopper-v5", seed=seed, learning_starts=learning_starts, eval_freq=0, checkpoint_freq=0)
         agent.learn(steps, progress=False)
         wall = time.perf_counter() - t0
-        returns = eval_returns(lambda o: agent.predict(o, deterministic=True), episodes, 10_000 + seed)
+        returns = eval_returns(lambda o: agent.predict(o, deterministic=True)[0], episodes, 10_000 + seed)
         agent.close()
     else:
         from stable_baselines3 import SAC as SB3SAC

@@ -42,7 +42,7 @@ def greedy_return(agent: Any) -> float:
     obs, _ = env.reset(seed=0)
     total, done = 0.0, False
     while not done:
-        obs, reward, terminated, truncated, _ = env.step(int(agent.predict(obs)))
+        obs, reward, terminated, truncated, _ = env.step(int(agent.predict(obs)[0]))
         total += float(reward)
         done = terminated or truncated
     env.close()

@@ -29,7 +29,7 @@ def teacher_dataset(env_id: str, steps: int, episodes: int, root: str) -> tuple[
     teacher = PPO(env_id, seed=1000, eval_freq=0, checkpoint_freq=0)
     teacher.learn(steps)
     env = gym.make(env_id)
-    records = collect_episodes(env, lambda obs: teacher.predict(obs, deterministic=True), episodes, seed=20_000)
+    records = collect_episodes(env, lambda obs: teacher.predict(obs, deterministic=True)[0], episodes, seed=20_000)
     dataset_id = f"{env_id.split('-')[0].lower()}-teacher-v0"
     write_dataset(dataset_id, records, env.spec, env.observation_space, env.action_space, root=root)
     env.close()

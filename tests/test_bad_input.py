@@ -132,7 +132,7 @@ def test_cli_run_dir_under_a_regular_file(
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("x")
     code, err = run_cli(["train", "--run-dir", "afile/run", "--total-timesteps", "64", "--n-steps", "64",
-                         "--behavior-steps", "64", "--n-minibatches", "2"], capsys)
+                         "--n-minibatches", "2"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: hybridpg train: cannot write to run folder afile/run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -47,3 +47,29 @@ def test_every_field_has_a_one_line_description(algo: str) -> None:
     for f in dataclasses.fields(CONFIGS[algo]):
         text = f.metadata.get("help", "")
         assert text and "\n" not in text, f"{algo}.{f.name} has no description"
+
+
+@pytest.mark.parametrize(("cls", "values", "message"), [
+    (PPOConfig, {"vf_coef": "inf"}, "'vf_coef'=inf: must be a finite number"),
+    (PPOConfig, {"ent_coef": float("inf")}, "'ent_coef'=inf: must be a finite number"),
+    (PROPSConfig, {"props_lr": "inf"}, "'props_lr'=inf: must be a finite number"),
+    (PROPSConfig, {"props_lambda": "inf"}, "'props_lambda'=inf: must be a finite number"),
+    (ROSConfig, {"ros_lr": "inf"}, "'ros_lr'=inf: must be a finite number"),
+    (PPOConfig, {"n_steps": "1e15"}, "'n_steps'=1000000000000000: must be at most"),
+    (PPOConfig, {"hidden_sizes": "100000000000"}, "layer widths must be at most"),
+    (PPOConfig, {"torch_threads": "10000000000"}, "'torch_threads'"),
+    (CONFIGS["sac"], {"buffer_size": "1000000000000"}, "'buffer_size'"),
+    (PPOConfig, {"n_steps": 10**7, "buffer_batches": 100}, "the buffer b\\*n must hold at most"),
+])
+def test_numbers_are_finite_and_of_a_size_that_runs(cls: type, values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        cls.from_dict(values)
+
+
+def test_a_buffer_larger_than_memory_is_refused_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hybridpg.data.replay as replay
+    from hybridpg import SAC
+
+    monkeypatch.setattr(replay, "physical_memory", lambda: 2**30)  # a 1 GiB machine
+    with pytest.raises(ConfigError, match=r"replay buffer of 50,000,000 needs .* GiB, more than .* 1.0 GiB"):
+        SAC("Pendulum-v1", buffer_size=50_000_000)

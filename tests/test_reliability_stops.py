@@ -23,7 +23,7 @@ from hybridpg.training.checkpoint import load_checkpoint
 
 TOTAL = 512  # 4 updates of 128 steps; evals at step 0 and update 3, the final one in finish()
 ARGS = ["--algo", "ppo", "--env", "CartPole-v1", "--total-timesteps", str(TOTAL), "--seed", "3",
-        "--n-steps", "128", "--behavior-steps", "64", "--n-epochs", "1", "--n-minibatches", "2",
+        "--n-steps", "128", "--n-epochs", "1", "--n-minibatches", "2",
         "--hidden-sizes", "16,16", "--eval-freq", "3", "--eval-episodes", "2", "--se-freq", "0", "--progress", "off"]
 
 CHILD = r'''

@@ -22,6 +22,12 @@ def _require(ok: bool, name: str, value: Any, reason: str) -> None:
         raise ConfigError(f"config field '{name}'={value!r}: {reason}")
 
 
+#: sizes past these cannot be allocated or run on any machine this library targets; refused up front
+_INT_CAP = 10**9
+_INT_CAPS = {"n_steps": 10**8, "buffer_size": 10**8, "torch_threads": 1024, "num_envs": 4096, "batch_size": 10**7}
+_WIDTH_CAP = 65536
+
+
 def _f(default: Any, help: str) -> Any:
     """A config field with its one-line description (shown by ``hybridpg train --help``)."""
     if isinstance(default, dict):
@@ -52,7 +58,25 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self._check_ranges()
         self.validate()
+
+    def _check_ranges(self) -> None:
+        """Every number finite and of a size this library can run, before any field's own rule."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value, kind = getattr(self, f.name), hints[f.name]
+            if isinstance(value, bool) or value is None:
+                continue
+            if isinstance(value, float) or kind in (float, float | None):
+                ok = isinstance(value, int | float) and math.isfinite(value)
+                _require(ok, f.name, value, "must be a finite number")
+            elif isinstance(value, int):
+                cap = _INT_CAPS.get(f.name, _INT_CAP)
+                _require(-cap <= value <= cap, f.name, value, f"must be at most {cap:,} in size")
+        for name in ("hidden_sizes", "policy_hidden_sizes"):
+            widths = getattr(self, name, ())
+            _require(all(w <= _WIDTH_CAP for w in widths), name, widths, f"layer widths must be at most {_WIDTH_CAP:,}")
 
     def validate(self) -> None:
         _require(self.num_envs >= 1, "num_envs", self.num_envs, "must be >= 1")
@@ -156,6 +180,8 @@ class OnPolicyConfig(BaseConfig):
             f"must be divisible by num_envs={self.num_envs}",
         )
         _require(self.buffer_batches >= 1, "buffer_batches", self.buffer_batches, "b must be >= 1")
+        _require(self.n_steps * self.buffer_batches <= _INT_CAPS["n_steps"], "buffer_batches", self.buffer_batches,
+                 f"the buffer b*n must hold at most {_INT_CAPS['n_steps']:,} steps")
         _require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", self.gae_lambda, "must be in [0, 1]")
         _require(self.n_epochs >= 1, "n_epochs", self.n_epochs, "must be >= 1")
         _require(self.n_minibatches >= 1, "n_minibatches", self.n_minibatches, "must be >= 1")

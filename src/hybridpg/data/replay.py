@@ -11,13 +11,14 @@ true final observation, so the learner keeps bootstrapping from it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from hybridpg.errors import CheckpointError
+from hybridpg.errors import CheckpointError, ConfigError
 
 
 @dataclass
@@ -29,6 +30,19 @@ class Batch:
     terminated: torch.Tensor  # float 0/1, ready to multiply the bootstrap
 
 
+def physical_memory() -> int:
+    """Bytes of physical memory on this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def require_memory(nbytes: int, what: str) -> None:
+    """Refuse up front what cannot fit: torch allocates lazily, so it would fail (or be killed) mid-run."""
+    total = physical_memory()
+    if nbytes > total:
+        raise ConfigError(f"{what} needs {nbytes / 2**30:,.1f} GiB, more than this machine's "
+                          f"{total / 2**30:,.1f} GiB of memory")
+
+
 class ReplayBuffer:
     """A ring buffer of ``capacity`` transitions with flat float32 observations."""
 
@@ -38,6 +52,7 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self.obs_dim = int(obs_dim)
         self.action_dim = int(action_dim)
+        require_memory(self.capacity * (2 * self.obs_dim + self.action_dim + 2) * 4, f"a replay buffer of {capacity:,}")
         # the five sampled fields are column blocks of one row-major table, so a batch is one gather
         # (one index_select, not five); the named fields are views into it
         o, a = self.obs_dim, self.action_dim

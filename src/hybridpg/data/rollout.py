@@ -12,11 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from hybridpg.data.replay import require_memory
+
 
 class HistoryBuffer:
     """Time-major ring buffer of ``steps`` rows by ``num_envs`` columns."""
 
     def __init__(self, steps: int, num_envs: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...]) -> None:
+        row = 2 * int(np.prod(obs_shape)) + int(np.prod(action_shape)) + 3  # float64 obs, next_obs, actions, reward
+        require_memory(steps * num_envs * row * 8, f"an on-policy buffer of {steps * num_envs:,} steps")
         self.steps = steps
         self.num_envs = num_envs
         self.obs = np.zeros((steps, num_envs, *obs_shape))
