@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridpg.experiments.compare import EVAL_KEY, SE_KEY, RunData, load_runs
+from hybridpg.experiments.records import EVAL_KEY, SE_KEY, RunData, load_runs
 from hybridpg.experiments.runs import SweepProgress, run_state
 from hybridpg.experiments.spec_file import load_spec, parse_seeds
 from hybridpg.experiments.sweep import SweepSpec, run_local, write_sweep_file

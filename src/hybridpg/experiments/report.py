@@ -19,10 +19,10 @@ import numpy.typing as npt
 import yaml
 
 from hybridpg.errors import ConfigError
-from hybridpg.experiments.compare import EVAL_KEY, SE_KEY, TABLE_HEADER, RunData, group, row_cells
+from hybridpg.experiments.records import EVAL_KEY, SE_KEY, TABLE_HEADER, RunData, group, row_cells
 
 if TYPE_CHECKING:
-    from hybridpg.experiments.compare import MethodRow
+    from hybridpg.experiments.records import MethodRow
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 100
