@@ -41,7 +41,7 @@ def test_round_trip_then_train(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert data.spec.env_spec is not None and data.spec.env_spec.id == LOCK
     run = tmp_path / "run"
     rc = cli.main(["train", "--algo", "ppo", "--env", LOCK, "--offline-dataset", "lock-opt-v0", "--bc-steps", "200",
-                   "--total-timesteps", "128", "--n-steps", "128", "--behavior-steps", "128", "--n-minibatches", "4",
+                   "--total-timesteps", "128", "--n-steps", "128", "--n-minibatches", "4",
                    "--eval-episodes", "5", "--run-dir", str(run), "--progress", "off"])
     assert rc == 0
     assert (run / "checkpoints" / "final.pt").exists()
@@ -61,7 +61,7 @@ def test_env_kwargs_reach_the_dataset_metadata() -> None:
 def test_run_dir_policy(tmp_path: Path) -> None:
     run = tmp_path / "cartpole"
     assert cli.main(["train", "--env", "CartPole-v1", "--total-timesteps", "64", "--n-steps", "64",
-                     "--behavior-steps", "64", "--n-minibatches", "2", "--run-dir", str(run), "--progress", "off"]) == 0
+                     "--n-minibatches", "2", "--run-dir", str(run), "--progress", "off"]) == 0
     rc = cli.main(["collect", "--env", "CartPole-v1", "--policy", str(run), "--epsilon", "0.5", "--episodes", "3",
                    "--dataset-id", "cp-v0"])
     assert rc == 0

@@ -27,7 +27,7 @@ N_STEPS = 128  # checkpoint_freq=1: one checkpoint per update, i.e. every N_STEP
 # between two redraws and the test would find nothing to kill
 TOTAL = 12288
 ARGS = ["--algo", "ppo", "--env", "CartPole-v1", "--total-timesteps", str(TOTAL), "--seed", "7",
-        "--n-steps", str(N_STEPS), "--behavior-steps", "64", "--n-epochs", "1", "--n-minibatches", "2",
+        "--n-steps", str(N_STEPS), "--n-epochs", "1", "--n-minibatches", "2",
         "--hidden-sizes", "16,16", "--checkpoint-freq", "1", "--eval-freq", "0", "--eval-episodes", "1"]
 
 

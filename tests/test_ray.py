@@ -14,8 +14,9 @@ from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-TINY = {"n_steps": "128", "behavior_steps": "64", "n_minibatches": "4", "eval_freq": "2",
+PPO_TINY = {"n_steps": "128", "n_minibatches": "4", "eval_freq": "2",
         "eval_episodes": "2", "checkpoint_freq": "1"}
+TINY = {**PPO_TINY, "behavior_steps": "64"}  # PROPS collects in chunks of m; PPO has no such field
 BUDGET = 512
 
 
@@ -74,7 +75,7 @@ def test_ray_reports_a_monotone_step_counter_with_checkpoints(ray_sweep: tuple[P
 
 def test_same_results_as_the_local_backend(ray_sweep: tuple[Path, object], tmp_path: Path) -> None:
     root, _ = ray_sweep
-    run = RunSpec("ppo", "CartPole-v1", 1, BUDGET, str(tmp_path / "local"), dict(TINY))
+    run = RunSpec("ppo", "CartPole-v1", 1, BUDGET, str(tmp_path / "local"), dict(PPO_TINY))
     local = train_run(run)
     remote = json.loads((run_dir_for(root, "CartPole-v1", "ppo", 1) / "summary.json").read_text())
     assert local.eval_return == remote["eval_return_mean"]
@@ -98,7 +99,7 @@ def test_a_tune_checkpoint_restores_a_run_on_a_node_without_its_folder(
 
 
 def test_cli_ray_backend_on_the_running_instance(ray_session: None, tmp_path: Path) -> None:
-    spec = SweepSpec(["ppo"], ["CartPole-v1"], [0], 256, dict(TINY), tmp_path.resolve(), workers=1, backend="ray")
+    spec = SweepSpec(["ppo"], ["CartPole-v1"], [0], 256, dict(PPO_TINY), tmp_path.resolve(), workers=1, backend="ray")
     progress = run_sweep(spec, stream=io.StringIO(), tty=False)
     assert (progress.done, progress.failed) == (1, 0)
     # the rerun skips it without starting a trial

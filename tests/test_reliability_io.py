@@ -27,7 +27,7 @@ from hybridpg.cli import main
 from hybridpg.experiments.compare import compare
 from hybridpg.training.checkpoint import load_checkpoint
 
-ARGS = ["--algo", "ppo", "--env", "CartPole-v1", "--seed", "1", "--n-steps", "128", "--behavior-steps", "64",
+ARGS = ["--algo", "ppo", "--env", "CartPole-v1", "--seed", "1", "--n-steps", "128",
         "--n-epochs", "1", "--n-minibatches", "2", "--hidden-sizes", "8", "--eval-freq", "0",
         "--eval-episodes", "1", "--se-freq", "0", "--checkpoint-freq", "1", "--progress", "off"]
 

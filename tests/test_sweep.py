@@ -21,6 +21,7 @@ from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
 TINY = {"n_steps": "128", "behavior_steps": "64", "n_minibatches": "4", "eval_freq": "2",
         "eval_episodes": "2", "checkpoint_freq": "1"}
+PPO_TINY = {k: v for k, v in TINY.items() if k != "behavior_steps"}  # PPO has no behavior policy
 BUDGET = 512
 
 
@@ -70,7 +71,7 @@ def test_rerun_skips_finished_runs(sweep_root: Path) -> None:
 
 def test_sweep_refuses_to_mix_budgets_in_one_root(sweep_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--total-timesteps", "2048",
-            *_set_args(TINY), "--out", str(sweep_root)]
+            *_set_args(PPO_TINY), "--out", str(sweep_root)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "total_timesteps=512" in err[0]
@@ -78,13 +79,13 @@ def test_sweep_refuses_to_mix_budgets_in_one_root(sweep_root: Path, capsys: pyte
 
 def test_unfinished_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "CartPole-v1" / "ppo" / "seed3"
-    agent = ALGORITHMS["ppo"]("CartPole-v1", seed=3, **TINY)
+    agent = ALGORITHMS["ppo"]("CartPole-v1", seed=3, **PPO_TINY)
     agent.learn(256, run_dir=run_dir)
     agent.close()
     # simulate a crash after the checkpoint at step 256: no summary.json
     (run_dir / "summary.json").unlink()
     assert run_state(run_dir) == "resume"
-    spec = SweepSpec(["ppo"], ["CartPole-v1"], [3], BUDGET, dict(TINY), tmp_path, workers=1)
+    spec = SweepSpec(["ppo"], ["CartPole-v1"], [3], BUDGET, dict(PPO_TINY), tmp_path, workers=1)
     progress = run_sweep(spec, stream=io.StringIO())
     assert (progress.done, progress.failed) == (1, 0)
     assert progress.results[0].resumed
@@ -173,7 +174,7 @@ def test_sigterm_stops_the_workers_too_and_their_runs_resume(tmp_path: Path) -> 
     """SIGTERM to a local sweep reaches its workers: each running run checkpoints, no worker outlives
     the sweep, and the sweep exits 143 with one error line."""
     argv = [sys.executable, "-m", "hybridpg.cli", "sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds",
-            "2", "--total-timesteps", "100000000", *_set_args(TINY), "--out", str(tmp_path), "--workers", "2"]
+            "2", "--total-timesteps", "100000000", *_set_args(PPO_TINY), "--out", str(tmp_path), "--workers", "2"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = [tmp_path / "CartPole-v1" / "ppo" / f"seed{s}" for s in (0, 1)]
     try:

@@ -417,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="evaluate a run folder's saved policy", add_help=False)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
-    _add_import_option(sub.choices["sweep"])  # its workers inherit the imports (see import_env_modules)
+    if "sweep" in sub.choices:  # its workers inherit the imports (see import_env_modules)
+        _add_import_option(sub.choices["sweep"])
     return parser
 
 
