@@ -341,3 +341,23 @@ def test_dataset_ids_cannot_escape_the_root(dataset_id: str, tmp_path: Path) -> 
     (tmp_path / "root").mkdir()
     with pytest.raises(DatasetError):
         load_dataset(dataset_id, root=tmp_path / "root")
+
+
+class _ImageEnv(gym.Env):  # type: ignore[type-arg]
+    observation_space = gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        return self.observation_space.sample(), 1.0, False, False, {}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "props", "sac"])
+def test_image_observations_are_refused_up_front_naming_the_supported_spaces(algo: str) -> None:
+    extra = {"sac": {}, "ppo": {"n_steps": 64}, "props": {"n_steps": 64, "behavior_steps": 64}}[algo]
+    with pytest.raises(EnvError, match=r"unsupported observation space .*\(16, 16, 3\).*1-D Box or a Discrete") as info:
+        ALGORITHMS[algo](_ImageEnv, **extra)
+    assert "\n" not in str(info.value)

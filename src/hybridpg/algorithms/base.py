@@ -73,6 +73,13 @@ class Agent:
         if not isinstance(self.action_space, gym.spaces.Box | gym.spaces.Discrete):
             self.vec.close()
             raise EnvError(f"unsupported action space {self.action_space} in {self.env_id}")
+        obs_space = self.observation_space
+        if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1
+                or isinstance(obs_space, gym.spaces.Discrete)):
+            self.vec.close()
+            # images and nested spaces would reach the MLPs unflattened and fail mid-run
+            raise EnvError(f"unsupported observation space {obs_space} in {self.env_id}: the networks take a 1-D Box "
+                           "or a Discrete observation; flatten others first (gymnasium.wrappers.FlattenObservation)")
         self.obs_dim = int(np.prod(self.vec.obs_shape))
         self.obs_norm = ObsNormalizer(self.vec.obs_shape, enabled=bool(getattr(config, "norm_obs", False)))
         self.global_step = 0
