@@ -270,3 +270,20 @@ def test_bf16_hidden_matmuls_track_fp32_and_keep_fp32_state() -> None:
 def test_matmul_precision_rejects_unknown_dtype() -> None:
     with pytest.raises(ConfigError, match="matmul_precision"):
         SAC("Pendulum-v1", seed=0, **{**SMALL, "matmul_precision": "float16"})
+
+
+def test_runs_without_the_replay_buffer_in_checkpoints_say_resume_is_not_exact(tmp_path: Path) -> None:
+    from hybridpg import SAC
+    from hybridpg.algorithms.base import Agent
+
+    small = {"hidden_sizes": (16, 16), "learning_starts": 64, "batch_size": 32, "buffer_size": 1000,
+             "log_freq": 32, "eval_freq": 64, "eval_episodes": 1, "checkpoint_freq": 64}
+    with pytest.warns(UserWarning, match="save_replay_buffer=False: checkpoints omit the replay buffer"):
+        SAC("Pendulum-v1", seed=0, **small).learn(128, run_dir=tmp_path / "run", progress=False)
+    agent = Agent.load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    with pytest.warns(UserWarning, match="resuming SAC without its replay buffer"):
+        agent.learn(64, reset=False, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with the buffer saved, neither warning
+        SAC("Pendulum-v1", seed=0, save_replay_buffer=True, **small).learn(64, run_dir=tmp_path / "exact",
+                                                                          progress=False)

@@ -246,6 +246,13 @@ class SAC(Agent):
         n_envs = cfg.num_envs
         start_updates = max(cfg.learning_starts, cfg.batch_size)
         obs = self.vec.obs
+        if self.global_step > 0 and len(self.buffer) == 0:
+            warnings.warn("resuming SAC without its replay buffer (saved with save_replay_buffer=False): the policy "
+                          "refills it first, so this run differs from an uninterrupted one", stacklevel=2)
+        elif self.global_step == 0 and run.run_dir is not None and not cfg.save_replay_buffer:
+            warnings.warn("SAC with save_replay_buffer=False: checkpoints omit the replay buffer, so a resumed run "
+                          "is not bit-exact; save_replay_buffer=True makes it exact (checkpoints then hold up to "
+                          "buffer_size transitions)", stacklevel=2)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and signal stops only here, where state is complete
                 return
