@@ -197,3 +197,37 @@ def test_sigterm_stops_the_workers_too_and_their_runs_resume(tmp_path: Path) -> 
     for run in runs:
         assert run_state(run) == "resume"
         assert "interrupted by SIGTERM" in (run / "error.txt").read_text()
+
+
+KILLER = '''
+import os, signal
+import gymnasium as gym
+
+
+class Killer(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        os.kill(os.getpid(), signal.SIGKILL)  # what the OS does to a worker that runs out of memory
+
+
+gym.register("Killer-v0", entry_point=Killer)
+'''
+
+
+def test_a_worker_killed_by_the_os_fails_its_run_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "killer_envs.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get the parent's sys.path
+    spec = SweepSpec(["ppo"], ["CartPole-v1", "killer_envs:Killer-v0"], [0, 1], 256, dict(PPO_TINY),
+                     tmp_path / "sweep", workers=2)
+    progress = run_sweep(spec, tty=False)
+    err = capsys.readouterr().err
+    assert progress.failed == 2 and progress.done == 2  # both Killer runs, neither CartPole run
+    assert err.count("FAILED") == 2 and "worker process was killed" in err
+    for seed in (0, 1):
+        assert (tmp_path / "sweep" / "CartPole-v1" / "ppo" / f"seed{seed}" / "summary.json").is_file()
+        killed = tmp_path / "sweep" / "killer_envs:Killer-v0" / "ppo" / f"seed{seed}" / "error.txt"
+        assert "killed" in killed.read_text()

@@ -19,13 +19,14 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from hybridpg.errors import ConfigError
+from hybridpg.errors import ConfigError, HybridPGError
 from hybridpg.experiments.runs import (
     RunResult,
     RunSpec,
@@ -129,30 +130,62 @@ def _forward_sigterm() -> Iterator[None]:
 
 
 def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) -> None:
-    """A spawn-context process pool; at most ``workers`` runs are in flight, so 'running' is exact."""
+    """A spawn-context process pool; at most ``workers`` runs are in flight, so 'running' is exact.
+
+    A worker killed by the OS (out of memory, say) breaks the whole pool and every run in flight
+    with it. Those runs become suspects: each is run again alone (it resumes from its checkpoint);
+    one whose worker dies alone is recorded as failed, and the sweep goes on with the others.
+    """
     queue = list(runs)
+    suspects: set[str] = set()
     context = multiprocessing.get_context("spawn")
-    with _forward_sigterm(), ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                 initializer=init_worker) as pool:
-        in_flight: dict[Future[RunResult], RunSpec] = {}
-        try:
-            while queue or in_flight:
-                while queue and len(in_flight) < workers:
-                    spec = queue.pop(0)
-                    in_flight[pool.submit(execute_run, spec.to_dict())] = spec
-                    progress.started(spec.name)
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    spec = in_flight.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # noqa: BLE001 (a worker killed by the OS, e.g. out of memory)
-                        result = record_failure(spec, exc)
-                    progress.finished(result)
-        except BaseException:
-            for future in in_flight:
-                future.cancel()
-            raise
+    with _forward_sigterm():
+        while queue:
+            suspect = next((spec for spec in queue if spec.name in suspects), None)
+            if suspect is not None:
+                queue.remove(suspect)
+            batch, size = ([suspect], 1) if suspect is not None else (queue, workers)
+            with ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=init_worker) as pool:
+                lost = _drain(pool, batch, size, progress)
+            for spec in lost:
+                if suspect is not None:  # it died with no other run beside it: that run is the cause
+                    progress.finished(record_failure(spec, HybridPGError(
+                        "its worker process was killed (by the OS, e.g. out of memory)")))
+                else:
+                    suspects.add(spec.name)
+                    queue.insert(0, spec)
+
+
+def _drain(pool: ProcessPoolExecutor, queue: list[RunSpec], workers: int, progress: SweepProgress) -> list[RunSpec]:
+    """Run ``queue`` in ``pool`` until it is empty; returns the runs lost when a worker died."""
+    in_flight: dict[Future[RunResult], RunSpec] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                spec = queue.pop(0)
+                in_flight[pool.submit(execute_run, spec.to_dict())] = spec
+                progress.started(spec.name)
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            lost: list[RunSpec] = []
+            for future in finished:
+                spec = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(spec)
+                    continue
+                except Exception as exc:  # noqa: BLE001 (anything else of one run is that run's failure)
+                    result = record_failure(spec, exc)
+                progress.finished(result)
+            if lost:  # the pool is dead: every run still in it is lost too
+                lost += list(in_flight.values())
+                progress.running = max(progress.running - len(lost), 0)
+                return lost
+    except BaseException:
+        for future in in_flight:
+            future.cancel()
+        raise
+    return []
 
 
 # -- the sweep --------------------------------------------------------------------------------------
