@@ -21,13 +21,7 @@ BOX2 = gym.spaces.Box(-1.0, 1.0, (2,))
 DISCRETE3 = gym.spaces.Discrete(3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny networks: extra intra-op threads only spin on a loaded machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def buffer_for(space: gym.Space, n: int = 200, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

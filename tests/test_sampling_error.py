@@ -19,13 +19,7 @@ from hybridpg.networks import Policy
 BOX2 = gym.spaces.Box(-1.0, 1.0, (2,))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny networks: extra intra-op threads only spin, and collapse under a loaded CI machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_policy(space: gym.Space, seed: int = 0, obs_dim: int = 4) -> Policy:
