@@ -361,3 +361,38 @@ def test_image_observations_are_refused_up_front_naming_the_supported_spaces(alg
     with pytest.raises(EnvError, match=r"unsupported observation space .*\(16, 16, 3\).*1-D Box or a Discrete") as info:
         ALGORITHMS[algo](_ImageEnv, **extra)
     assert "\n" not in str(info.value)
+
+
+def test_diverged_weights_stop_the_run_with_one_line_and_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    import hybridpg.algorithms.onpolicy as onpolicy
+    from hybridpg.training.logger import read_metrics
+
+    real_update = onpolicy.OnPolicyAgent._ppo_update
+
+    def diverging(self: Any, data: Any) -> dict[str, float]:
+        out = real_update(self, data)
+        if self.updates == 2:  # the third update blows the weights up, as an unstable step size would
+            with torch.no_grad():
+                next(self.policy.parameters()).fill_(float("nan"))
+            out["losses/policy_loss"] = float("nan")
+        return out
+
+    monkeypatch.setattr(onpolicy.OnPolicyAgent, "_ppo_update", diverging)
+    run_dir = tmp_path / "run"
+    code, err = run_cli(["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--total-timesteps", "512",
+                         "--n-steps", "64", "--n-minibatches", "2", "--checkpoint-freq", "1", "--eval-freq", "0",
+                         "--progress", "off"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "training diverged at env step 192 (update 3): non-finite weights in policy" in err
+    assert "last good checkpoint is kept" in err
+    state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert state["global_step"] == 128  # written after update 2, before the weights broke
+    policy = state["algo_state"]["policy"] if "algo_state" in state else state["policy"]
+    assert all(bool(torch.isfinite(t).all()) for t in policy.values())
+    # the non-finite loss is in the metrics, not dropped
+    losses = [r["losses/policy_loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "losses/policy_loss" in r]
+    assert math.isnan(losses[-1])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import threading
 import time
 from pathlib import Path
@@ -64,7 +63,8 @@ class MetricLogger:
                     raise write_error(run_dir / "tb", exc) from None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        # NaN and inf are kept (JSON's NaN/Infinity, TensorBoard's nan): a diverged run must look diverged
+        clean = {k: float(v) for k, v in metrics.items() if v is not None}
         record: dict[str, float] = {"step": step, "time": round(time.perf_counter() - self.start, 3), **clean}
         self.history.append(record)
         if self._file is not None:

@@ -23,10 +23,11 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
+import torch
 import yaml
 
 from hybridpg.envs.vector import make_env_fn
-from hybridpg.errors import HybridPGError
+from hybridpg.errors import HybridPGError, NonFiniteError
 from hybridpg.training.callbacks import Callback, CallbackEvent
 from hybridpg.training.checkpoint import atomic_write_bytes
 from hybridpg.training.logger import MetricLogger, write_error
@@ -278,9 +279,15 @@ class Run:
         self.last_log_time, self.last_log_step = now, agent.global_step
         metrics = {**metrics, "time/sps": sps}
         cfg = agent.config
-        if cfg.eval_freq and agent.updates % cfg.eval_freq == 0:
+        diverged = _non_finite_weights(agent)
+        if cfg.eval_freq and agent.updates % cfg.eval_freq == 0 and not diverged:
             metrics.update(self.evaluate())
         self.logger.log(agent.global_step, metrics)
+        if diverged:  # stop before a checkpoint could store the broken weights
+            where = self.run_dir / "checkpoints" if self.run_dir is not None else None
+            kept = f"; the last good checkpoint is kept in {where}" if where is not None else ""
+            raise NonFiniteError(f"training diverged at env step {agent.global_step} (update {agent.updates}): "
+                                 f"non-finite weights in {diverged}{kept}")
         self._show_progress()  # also for loops whose episodes end rarely
         if self.run_dir is not None and cfg.checkpoint_freq and agent.updates % cfg.checkpoint_freq == 0:
             if self._uses_safe_points:
@@ -452,3 +459,13 @@ def _trim_metrics(agent: Agent, run_dir: Path) -> None:
         with open(metrics, "r+b") as f:
             f.truncate(size)
     agent._loaded_from = None  # trim once
+
+
+def _non_finite_weights(agent: Agent) -> str:
+    """The name of the first network attribute of ``agent`` holding a NaN or inf weight, else ''."""
+    for name, value in vars(agent).items():
+        if isinstance(value, torch.nn.Module):
+            for param in value.parameters():
+                if not bool(torch.isfinite(param).all()):
+                    return name
+    return ""
