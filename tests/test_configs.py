@@ -73,3 +73,11 @@ def test_a_buffer_larger_than_memory_is_refused_before_training(monkeypatch: pyt
     monkeypatch.setattr(replay, "physical_memory", lambda: 2**30)  # a 1 GiB machine
     with pytest.raises(ConfigError, match=r"replay buffer of 50,000,000 needs .* GiB, more than .* 1.0 GiB"):
         SAC("Pendulum-v1", buffer_size=50_000_000)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64, 1.5, "3"])
+def test_seeds_outside_numpys_range_are_one_error_line(seed: object) -> None:
+    from hybridpg import PPO
+
+    with pytest.raises(ConfigError, match=r"must be an integer in \[0, 2\*\*32\)"):
+        PPO("CartPole-v1", seed=seed)  # type: ignore[arg-type]

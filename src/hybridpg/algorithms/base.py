@@ -53,6 +53,8 @@ class Agent:
         if not isinstance(config, self.config_cls):
             raise ConfigError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         self.config = config
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < 2**32:
+            raise ConfigError(f"seed={seed!r}: must be an integer in [0, 2**32) (NumPy's seed range)")
         self.seed = int(seed)
         self.env_spec = env
         self.env_id = env_name(env)
