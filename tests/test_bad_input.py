@@ -396,3 +396,13 @@ def test_diverged_weights_stop_the_run_with_one_line_and_the_last_good_checkpoin
     # the non-finite loss is in the metrics, not dropped
     losses = [r["losses/policy_loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "losses/policy_loss" in r]
     assert math.isnan(losses[-1])
+
+
+def test_a_budget_between_chunks_says_where_the_run_stops() -> None:
+    from hybridpg import PROPS
+
+    agent = PROPS("CartPole-v1", n_steps=512, behavior_steps=256, eval_freq=0, hidden_sizes=(8,))
+    with pytest.warns(UserWarning, match="whole chunks of 256 env steps .* stops at step 1024, not 1000"):
+        agent.learn(1000, progress=False)
+    assert agent.global_step == 1024
+    agent.close()

@@ -11,6 +11,7 @@ PPO's "old" log-prob is always log pi_theta recomputed just before the update, n
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -57,6 +58,11 @@ class OnPolicyAgent(Agent):
     def _train(self, run: Run, total_timesteps: int) -> None:
         cfg = self.config
         chunk = self.sampler.chunk  # n for the target itself, m for a behavior policy
+        left = run.stop_at - self.global_step
+        if left > 0 and left % chunk:
+            end = self.global_step + -(-left // chunk) * chunk
+            warnings.warn(f"the run collects whole chunks of {chunk} env steps (over all envs), so it stops at "
+                          f"step {end}, not {run.stop_at}", stacklevel=2)
         if self.bc is not None:
             self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
         while self.global_step < total_timesteps:
