@@ -21,7 +21,7 @@ BUDGET = 512
 
 
 @pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
+def ray_instance() -> Iterator[None]:
     ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'hybridpg[ray]')")
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -32,7 +32,7 @@ def ray_session() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def ray_sweep(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def ray_sweep(ray_instance: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     from hybridpg.experiments.ray_backend import run_ray
     from hybridpg.experiments.runs import SweepProgress
     from hybridpg.experiments.sweep import write_sweep_file
@@ -98,7 +98,7 @@ def test_a_tune_checkpoint_restores_a_run_on_a_node_without_its_folder(
     assert run_state(fresh) == "resume"
 
 
-def test_cli_ray_backend_on_the_running_instance(ray_session: None, tmp_path: Path) -> None:
+def test_cli_ray_backend_on_the_running_instance(ray_instance: None, tmp_path: Path) -> None:
     spec = SweepSpec(["ppo"], ["CartPole-v1"], [0], 256, dict(PPO_TINY), tmp_path.resolve(), workers=1, backend="ray")
     progress = run_sweep(spec, stream=io.StringIO(), tty=False)
     assert (progress.done, progress.failed) == (1, 0)
