@@ -213,6 +213,6 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_writes_nothing(tmp_p
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    from hybridpg.training.run import RunLock
+    from hybridpg.training.folder import RunLock
 
     RunLock(run_dir).release()  # the lock died with its holder: the folder is free again

@@ -175,7 +175,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     except HybridPGError:
         agent.close()
         raise
-    from hybridpg.training.run import RunLock, clear_dead_setup
+    from hybridpg.training.folder import RunLock, clear_dead_setup
 
     try:
         lock = RunLock(run_dir)
@@ -202,7 +202,7 @@ def _announce(run_dir: Path, note: str = "") -> None:
 
 def _check_fresh(run_dir: Path) -> None:
     """A fresh run needs a new or empty folder, or one left by a setup that died before config.yaml."""
-    from hybridpg.training.run import check_not_locked, is_dead_setup
+    from hybridpg.training.folder import check_not_locked, is_dead_setup
 
     if not run_dir.exists():
         return
@@ -295,7 +295,7 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 def _resume(run_dir: Path, progress: bool | None) -> int:
     from hybridpg.algorithms.base import Agent
-    from hybridpg.training.run import RunLock, is_dead_setup
+    from hybridpg.training.folder import RunLock, is_dead_setup
 
     if not run_dir.is_dir():
         raise HybridPGError(f"{run_dir} is not a run folder" + (" (it is a file)" if run_dir.exists() else ""))

@@ -1,8 +1,10 @@
 """What every algorithm shares: construction, seeding, predict/save/load, and the run around learn().
 
-An algorithm subclasses ``Agent`` once (no deeper hierarchy), builds its networks in ``_build``,
-and implements ``_train(run, total_timesteps)``, calling ``run.on_episodes`` and
-``run.after_update`` from its loop. Everything stateful is reachable from ``state_dict``.
+An algorithm subclasses ``Agent``, builds its networks in ``_build`` and implements
+``_train(run, total_timesteps)``, calling ``run.on_episodes`` and ``run.after_update`` from its
+loop. The one deeper step: PPO, PPO-Buffer, PROPS and ROS are ``OnPolicyAgent`` with their own
+config class (which picks the behavior policy) and nothing else. Everything stateful is reachable
+from ``state_dict``; the run machinery (``training/``) sees an agent only as a ``Learner``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.envs.vector import EnvSpec, VecEnv, env_name
 from hybridpg.errors import CheckpointError, ConfigError, EnvError
 from hybridpg.training.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from hybridpg.training.run import Run, TrainingInterrupted, _stop_on_signals, _StopRun
+from hybridpg.training.learner import RunRecord
+from hybridpg.training.run import Run, StopRun, TrainingInterrupted, stop_on_signals
 
 # what Stable-Baselines3 takes as its first argument; here the env comes first
 SB3_POLICY_NAMES = frozenset({"MlpPolicy", "CnnPolicy", "MultiInputPolicy"})
@@ -91,12 +94,8 @@ class Agent:
         # continues the original schedule instead of starting a new one
         self.horizon: int | None = None
         self.env_state_exact: bool | None = None  # after load: was the env state restored exactly?
-        self._metrics_bytes: int | None = None  # size of metrics.jsonl when the checkpoint was written
-        self._last_eval: dict[str, float] = {}  # the run's last evaluation when the checkpoint was written
-        self._last_eval_at: tuple[int, int] | None = None  # its (env step, updates)
-        self._best_eval: float | None = None  # the best evaluation return so far (checkpoints/best.pt)
+        self.record = RunRecord()  # the run's own state (logs, evaluations), saved with the agent
         self._inexact_resume: str | None = None  # after load: why continuing will not be bit-exact
-        self._loaded_from: Path | None = None
         self._build()
 
     # -- what each algorithm provides ---------------------------------------------------------------
@@ -173,17 +172,17 @@ class Agent:
         """Train (optionally) and finish under the signal handlers; a signal checkpoints and raises
         ``TrainingInterrupted``, also during the final evaluation."""
         try:
-            with _stop_on_signals(run):
+            with stop_on_signals(run):
                 try:
                     if train:
                         if self.global_step == 0 and self.config.eval_freq:
                             # the untrained policy: the 0% point of every learning curve
                             run.logger.log(0, run.evaluate())
                         self._train(run, self.horizon or 0)
-                except _StopRun:
+                except StopRun:
                     pass
                 if run.stop_signal is None:
-                    with contextlib.suppress(_StopRun):  # a signal during the final evaluation
+                    with contextlib.suppress(StopRun):  # a signal during the final evaluation
                         run.finish()
                 if run.stop_signal is not None and not run.finished:
                     assert self.run_dir is not None
@@ -242,13 +241,7 @@ class Agent:
                 "action": _space_signature(self.action_space),
             },
             "env_state": self.vec.state_dict(),
-            "run": {
-                "horizon": self.horizon,
-                "metrics_bytes": self._metrics_bytes,
-                "last_eval": dict(self._last_eval),
-                "last_eval_at": None if self._last_eval_at is None else list(self._last_eval_at),
-                "best_eval": self._best_eval,
-            },
+            "run": {"horizon": self.horizon, **self.record.state_dict()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -276,12 +269,7 @@ class Agent:
             self._load_algo_state(state["algo_state"])
             run_info = state.get("run") or {}
             self.horizon = run_info.get("horizon")
-            self._metrics_bytes = run_info.get("metrics_bytes")
-            self._last_eval = {str(k): float(v) for k, v in (run_info.get("last_eval") or {}).items()}
-            at = run_info.get("last_eval_at")
-            self._last_eval_at = None if at is None else (int(at[0]), int(at[1]))
-            best = run_info.get("best_eval")
-            self._best_eval = None if best is None else float(best)
+            self.record.load_state_dict(run_info)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's size-mismatch report spans lines; errors are one
             raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {detail}") from None
@@ -328,14 +316,14 @@ class Agent:
         if p.is_dir():
             agent.run_dir = p
         # a checkpoint inside RUN/checkpoints/ belongs to RUN: resuming there trims metrics.jsonl
-        agent._loaded_from = p if p.is_dir() else p.parent.parent
+        agent.record.loaded_from = p if p.is_dir() else p.parent.parent
         return agent
 
     def restart_in(self, run_dir: str | Path) -> None:
         """Make the next ``learn`` start over in an existing run folder (one stopped before its
         first checkpoint), dropping that folder's old metrics."""
-        self._metrics_bytes = 0
-        self._loaded_from = Path(run_dir)
+        self.record.metrics_bytes = 0
+        self.record.loaded_from = Path(run_dir)
 
     def close(self) -> None:
         self.vec.close()
@@ -379,10 +367,15 @@ def _to_tuple(value: Any) -> Any:
 
 
 def _agent_class(algo: str, fallback: type[Agent]) -> type[Agent]:
-    from hybridpg.algorithms import ALGORITHMS
-
-    if algo not in ALGORITHMS:
+    # every algorithm is a subclass defined in hybridpg.algorithms, which importing this module loads
+    classes: list[type[Agent]] = list(Agent.__subclasses__())
+    known: dict[str, type[Agent]] = {}
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        known.setdefault(cls.config_cls.algo, cls)
+    if algo not in known:
         raise CheckpointError(f"checkpoint is for unknown algorithm '{algo}'")
     if fallback is not Agent and fallback.config_cls.algo != algo:
         raise CheckpointError(f"checkpoint is a '{algo}' checkpoint, not '{fallback.config_cls.algo}'")
-    return ALGORITHMS[algo]
+    return known[algo]

@@ -23,12 +23,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from hybridpg.config import OnPolicyConfig
+from hybridpg.data.normalizers import ObsNormalizer, RewardScaler
 from hybridpg.envs.vector import VecEnv
-from hybridpg.errors import HybridPGError
+from hybridpg.networks import Policy, ValueNet
 
 if TYPE_CHECKING:
-    from hybridpg.algorithms.base import Run
-    from hybridpg.algorithms.onpolicy import OnPolicyAgent
     from hybridpg.data.datasets import OfflineDataset
 
 
@@ -63,38 +63,38 @@ def discounted_running_returns(data: OfflineDataset, gamma: float) -> np.ndarray
 
 
 class BehaviorCloner:
-    """Owns the dataset tensors and the BC optimizers of one on-policy agent."""
+    """The dataset tensors and BC optimizers for a policy and value net (it trains them in place)."""
 
-    def __init__(self, agent: OnPolicyAgent, data: OfflineDataset) -> None:
-        cfg = agent.config
-        self.agent = agent
+    def __init__(
+        self,
+        data: OfflineDataset,
+        policy: Policy,
+        value: ValueNet,
+        obs_norm: ObsNormalizer,
+        reward_scaler: RewardScaler,
+        action_space: gym.Space[Any],
+        config: OnPolicyConfig,
+        rng: torch.Generator,
+    ) -> None:
         self.data = data
+        self.policy, self.value = policy, value
+        self.obs_norm, self.reward_scaler = obs_norm, reward_scaler
+        self.config = config
+        self.rng = rng
         self.obs_raw = data.observations.reshape(data.n_transitions, -1).astype(np.float64)
-        self.actions = dataset_actions(data, agent.action_space)
-        self.actor_opt = torch.optim.Adam(agent.policy.parameters(), lr=cfg.bc_lr)
-        self.critic_opt = torch.optim.Adam(agent.value.parameters(), lr=cfg.bc_lr)
+        self.actions = dataset_actions(data, action_space)
+        self.actor_opt = torch.optim.Adam(policy.parameters(), lr=config.bc_lr)
+        self.critic_opt = torch.optim.Adam(value.parameters(), lr=config.bc_lr)
         self.pretrained = False
 
-    @classmethod
-    def create(cls, agent: OnPolicyAgent) -> BehaviorCloner | None:
-        """The agent's cloner, or None without a dataset; loads and checks the dataset eagerly."""
-        cfg = agent.config
-        if not cfg.offline_dataset:
-            return None
-        try:
-            return cls(agent, load_offline(cfg.offline_dataset, cfg.offline_root, agent.vec))
-        except HybridPGError:
-            agent.vec.close()  # the agent is never returned to the caller, so close its envs here
-            raise
-
     def _obs(self, idx: torch.Tensor) -> torch.Tensor:
-        obs = self.agent.obs_norm(self.obs_raw[idx.numpy()])
+        obs = self.obs_norm(self.obs_raw[idx.numpy()])
         return torch.from_numpy(obs.astype(np.float32))
 
     def _batches(self, steps: int) -> torch.Tensor:
         n = self.data.n_transitions
-        size = min(self.agent.config.bc_batch_size, n)
-        return torch.randint(0, n, (steps, size), generator=self.agent.torch_rng)
+        size = min(self.config.bc_batch_size, n)
+        return torch.randint(0, n, (steps, size), generator=self.rng)
 
     def actor_steps(self, steps: int, lr: float) -> float:
         """``steps`` Adam steps on -log pi(a|s) over random minibatches; returns the last loss."""
@@ -103,7 +103,7 @@ class BehaviorCloner:
         loss = torch.zeros(())
         with torch.inference_mode(False), torch.enable_grad():
             for idx in self._batches(steps):
-                logp, _ = self.agent.policy.log_prob(self._obs(idx), self.actions[idx])
+                logp, _ = self.policy.log_prob(self._obs(idx), self.actions[idx])
                 loss = -logp.mean()
                 self.actor_opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -120,9 +120,9 @@ class BehaviorCloner:
         rewards (the scaler's per-reward clip at 10 sigma is not applied). Returns of truncated
         episodes stop at the truncation (no bootstrap), so they underestimate near the time limit.
         """
-        agent, gamma = self.agent, self.agent.config.gamma
+        gamma = self.config.gamma
         returns = self.data.mc_returns(gamma).astype(np.float64)
-        scaler = agent.reward_scaler
+        scaler = self.reward_scaler
         if scaler.enabled:
             scaler.rms.update(discounted_running_returns(self.data, gamma))
             returns = returns / np.sqrt(scaler.rms.var + scaler.eps)
@@ -133,32 +133,28 @@ class BehaviorCloner:
         loss = torch.zeros(())
         with torch.inference_mode(False), torch.enable_grad():
             for idx in self._batches(steps):
-                loss = 0.5 * (self.agent.value(self._obs(idx)) - targets[idx]).pow(2).mean()
+                loss = 0.5 * (self.value(self._obs(idx)) - targets[idx]).pow(2).mean()
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.critic_opt.step()
         return float(loss.detach())
 
     # -- the two hooks the on-policy loop calls ------------------------------------------------------
-    def warm_start(self, run: Run) -> None:
-        """Normalizer statistics from the dataset, then BC pre-training; once per run (survives resume)."""
-        if self.pretrained:
-            return
-        cfg, agent = self.agent.config, self.agent
-        agent.obs_norm.update(self.obs_raw)
+    def warm_start(self) -> dict[str, float]:
+        """Normalizer statistics from the dataset, then BC pre-training; its losses."""
+        cfg = self.config
+        self.obs_norm.update(self.obs_raw)
         metrics: dict[str, float] = {}
         if cfg.bc_steps > 0:
             metrics["losses/bc_pretrain_loss"] = self.actor_steps(cfg.bc_steps, cfg.bc_lr)
             if cfg.bc_critic:
                 metrics["losses/bc_value_loss"] = self.critic_steps(cfg.bc_steps)
-        agent.sampler.restart_from_target()  # PROPS/ROS sample with phi: start it at the cloned theta
         self.pretrained = True
-        if metrics:
-            run.logger.log(agent.global_step, metrics)
+        return metrics
 
     def online_step(self) -> dict[str, float]:
         """The concurrent BC term after a PPO update (nothing when bc_coef is 0)."""
-        cfg = self.agent.config
+        cfg = self.config
         if cfg.bc_coef <= 0:
             return {}
         return {"losses/bc_loss": self.actor_steps(cfg.bc_online_steps, cfg.bc_coef * cfg.bc_lr)}

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 
 from hybridpg.algorithms.base import Agent, Run
-from hybridpg.algorithms.bc import BehaviorCloner
+from hybridpg.algorithms.bc import BehaviorCloner, load_offline
 from hybridpg.algorithms.behavior import SAMPLERS
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.diagnostics.sampling_error import sampling_error_metric
+from hybridpg.errors import HybridPGError
 from hybridpg.networks import Policy, ValueNet, clip_grad_norm, draw_noise, make_adam
 
 
@@ -46,7 +47,19 @@ class OnPolicyAgent(Agent):
         self.buffer = HistoryBuffer(rows, cfg.num_envs, self.vec.obs_shape, action_shape)
         self.steps_since_update = 0
         self.obs_norm.update(self.vec.obs)
-        self.bc = BehaviorCloner.create(self)  # offline dataset for BC (None without one)
+        self.bc = self._behavior_cloner()  # BC from an offline dataset (None without one)
+
+    def _behavior_cloner(self) -> BehaviorCloner | None:
+        cfg = self.config
+        if not cfg.offline_dataset:
+            return None
+        try:
+            data = load_offline(cfg.offline_dataset, cfg.offline_root, self.vec)  # checked eagerly
+        except HybridPGError:
+            self.vec.close()  # the agent is never returned to the caller, so close its envs here
+            raise
+        return BehaviorCloner(data, self.policy, self.value, self.obs_norm, self.reward_scaler, self.action_space,
+                              cfg, self.torch_rng)
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         if deterministic:
@@ -63,8 +76,11 @@ class OnPolicyAgent(Agent):
             end = self.global_step + -(-left // chunk) * chunk
             warnings.warn(f"the run collects whole chunks of {chunk} env steps (over all envs), so it stops at "
                           f"step {end}, not {run.stop_at}", stacklevel=2)
-        if self.bc is not None:
-            self.bc.warm_start(run)  # no-op once done (flag saved in checkpoints)
+        if self.bc is not None and not self.bc.pretrained:  # once per run (the flag survives resume)
+            bc_metrics = self.bc.warm_start()
+            self.sampler.restart_from_target()  # PROPS/ROS sample with phi: start it at the cloned theta
+            if bc_metrics:
+                run.logger.log(self.global_step, bc_metrics)
         while self.global_step < total_timesteps:
             if run.safe_point():  # checkpoints and stops happen only here, between iterations
                 return

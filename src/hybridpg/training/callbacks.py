@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hybridpg.errors import ConfigError
-
-if TYPE_CHECKING:
-    from hybridpg.algorithms.base import Agent
+from hybridpg.training.learner import Learner
 
 HOOKS = ("on_rollout_end", "on_update", "on_eval")
 
@@ -23,7 +21,7 @@ HOOKS = ("on_rollout_end", "on_update", "on_eval")
 @dataclass(frozen=True)
 class CallbackEvent:
     kind: str  # "rollout_end", "update" or "eval"
-    agent: Agent
+    agent: Learner
     global_step: int
     updates: int
     metrics: Mapping[str, float] = field(default_factory=dict)  # the update's, or eval/return_mean and _std

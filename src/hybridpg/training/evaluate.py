@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from hybridpg.envs.vector import make_env_fn
-
-if TYPE_CHECKING:
-    from hybridpg.algorithms.base import Agent
+from hybridpg.training.learner import Learner
 
 
 class EvaluationStopped(Exception):
@@ -34,7 +31,7 @@ class EvalResult:
 
 
 def evaluate(
-    agent: Agent,
+    agent: Learner,
     env: gym.Env | str | None = None,
     n_episodes: int = 10,
     seed: int = 0,

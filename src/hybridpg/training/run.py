@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
-import fcntl
 import json
 import os
 import shlex
@@ -20,7 +18,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import torch
@@ -30,17 +27,11 @@ from hybridpg.envs.vector import make_env_fn
 from hybridpg.errors import HybridPGError, NonFiniteError
 from hybridpg.training.callbacks import Callback, CallbackEvent
 from hybridpg.training.checkpoint import atomic_write_bytes
+from hybridpg.training.folder import RunLock, remove_stale_temp_files
+from hybridpg.training.learner import Learner
 from hybridpg.training.logger import MetricLogger, write_error
 from hybridpg.training.progress import ProgressBar
 from hybridpg.training.versions import environment_record
-
-if TYPE_CHECKING:
-    from hybridpg.algorithms.base import Agent
-
-
-LOCK_NAME = ".lock"
-# files a run folder's setup writes before config.yaml; a folder holding only these is a dead setup
-SETUP_LEFTOVERS = frozenset({LOCK_NAME, ".write-test", "metrics.jsonl", "tb", "checkpoints"})
 
 
 class TrainingInterrupted(Exception):
@@ -57,126 +48,7 @@ class TrainingInterrupted(Exception):
         )
 
 
-class RunLockedError(HybridPGError):
-    """Another process is training in this run folder."""
-
-
-class RunLock:
-    """One writer per run folder: an flock on RUN/.lock, released by the OS when the holder dies.
-
-    Re-entrant within a process (the CLI takes it before ``learn``, whose ``Run`` takes it again).
-    The holder's pid is written into the file so a refused trainer can name it.
-    """
-
-    _held: dict[str, tuple[int, int]] = {}  # realpath -> (fd, depth)
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.key = os.path.realpath(self.run_dir)
-        self.released = False
-        if self.key in RunLock._held:
-            fd, depth = RunLock._held[self.key]
-            RunLock._held[self.key] = (fd, depth + 1)
-            return
-        path = self.run_dir / LOCK_NAME
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise HybridPGError(f"cannot write to run folder {self.run_dir}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise HybridPGError(f"cannot lock run folder {self.run_dir}: {exc.strerror or exc}") from None
-            raise RunLockedError(
-                f"run folder {self.run_dir} is in use by another trainer (pid {holder_pid(self.run_dir) or '?'}); "
-                "wait for it to end or stop it first"
-            ) from None
-        # the holder's pid, for the message a refused trainer prints; best effort on a full disk
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        RunLock._held[self.key] = (fd, 1)
-
-    def release(self) -> None:
-        if self.released or self.key not in RunLock._held:
-            return
-        self.released = True
-        fd, depth = RunLock._held[self.key]
-        if depth > 1:
-            RunLock._held[self.key] = (fd, depth - 1)
-            return
-        del RunLock._held[self.key]
-        os.close(fd)  # closing the only descriptor drops the flock
-
-
-def holder_pid(run_dir: Path) -> int | None:
-    """The pid written by the trainer holding (or last holding) RUN/.lock."""
-    try:
-        return int((Path(run_dir) / LOCK_NAME).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def check_not_locked(run_dir: Path) -> None:
-    """Raise RunLockedError when another process holds RUN/.lock (without creating the file)."""
-    path = Path(run_dir) / LOCK_NAME
-    if os.path.realpath(run_dir) in RunLock._held:
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return  # no lock file, or unreadable: the real lock taken later decides
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        raise RunLockedError(
-            f"run folder {run_dir} is in use by another trainer (pid {holder_pid(run_dir) or '?'}); "
-            "wait for it to end or stop it first"
-        ) from None
-    finally:
-        os.close(fd)
-
-
-def is_dead_setup(run_dir: Path) -> bool:
-    """True for a folder left by a run whose setup was interrupted before config.yaml existed:
-    nothing in it but setup leftovers (empty metrics, TensorBoard header, lock, temp files)."""
-    for entry in run_dir.iterdir():
-        name = entry.name
-        if name.startswith(".") and name.endswith(".tmp"):
-            continue
-        if name not in SETUP_LEFTOVERS:
-            return False
-        if name == "metrics.jsonl" and (not entry.is_file() or entry.stat().st_size):
-            return False
-        if name == "checkpoints" and (not entry.is_dir() or any(not p.name.endswith(".tmp") for p in entry.iterdir())):
-            return False
-    return True
-
-
-def clear_dead_setup(run_dir: Path) -> None:
-    """Remove a dead setup's leftovers (see ``is_dead_setup``) so a fresh run starts clean."""
-    import shutil
-
-    remove_stale_temp_files(run_dir)
-    for name in ("metrics.jsonl", ".write-test"):
-        (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / "tb").is_dir():
-        shutil.rmtree(run_dir / "tb")
-    if (run_dir / "checkpoints").is_dir():
-        (run_dir / "checkpoints").rmdir()
-
-
-def remove_stale_temp_files(run_dir: Path) -> None:
-    """Temp files of atomic writes that a crash interrupted (config, summary, checkpoints)."""
-    for folder in (run_dir, run_dir / "checkpoints"):
-        if folder.is_dir():
-            for stale in folder.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
-
-
-class _StopRun(Exception):
+class StopRun(Exception):
     """Raised from ``Run.after_update`` to leave loops that do not call ``Run.safe_point``."""
 
 
@@ -185,7 +57,7 @@ class Run:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: Learner,
         total: int,
         run_dir: Path | None,
         progress: bool | None,
@@ -196,7 +68,7 @@ class Run:
         self.callback = callback
         self.callback_stopped = False  # a hook returned False: stop at the next safe point, finish the run
         self._rollout_step = agent.global_step  # global_step at the last rollout_end event
-        self.best_eval: float | None = agent._best_eval  # best evaluation so far: checkpoints/best.pt
+        self.best_eval: float | None = agent.record.best_eval  # best evaluation so far: checkpoints/best.pt
         self.total = total
         self.stop_at = total if stop_at is None else stop_at
         self.run_dir = run_dir
@@ -241,8 +113,8 @@ class Run:
         self.last_log_step = agent.global_step
         self.eval_env: gym.Env | None = None
         # the last evaluation, restored from a checkpoint: decides whether finish() evaluates again
-        self.last_eval: dict[str, float] = dict(agent._last_eval)
-        self.last_eval_at: tuple[int, int] | None = agent._last_eval_at  # (env step, updates)
+        self.last_eval: dict[str, float] = dict(agent.record.last_eval)
+        self.last_eval_at: tuple[int, int] | None = agent.record.last_eval_at  # (env step, updates)
 
     def on_episodes(self, returns: list[float], lengths: list[int]) -> None:
         step = self.agent.global_step
@@ -298,7 +170,7 @@ class Run:
             if self.stop_signal is not None:
                 self.save_latest()
                 self._saved_for_stop = True
-            raise _StopRun
+            raise StopRun
 
     def safe_point(self) -> bool:
         """Call at the top of the training loop, where the agent's state fully determines the rest
@@ -327,13 +199,14 @@ class Run:
             return
         self.logger.flush()
         metrics = self.run_dir / "metrics.jsonl"
-        self.agent._metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
-        self.agent._last_eval, self.agent._last_eval_at = dict(self.last_eval), self.last_eval_at
+        record = self.agent.record
+        record.metrics_bytes = metrics.stat().st_size if metrics.exists() else 0
+        record.last_eval, record.last_eval_at = dict(self.last_eval), self.last_eval_at
         self.agent.save(self.run_dir / "checkpoints" / "latest.pt")
 
     def evaluate(self, stoppable: bool = False) -> dict[str, float]:
         """Evaluate the current policy; ``stoppable`` (the final evaluation only, where no update
-        follows) lets a signal cut it short with ``_StopRun``, logging nothing."""
+        follows) lets a signal cut it short with ``StopRun``, logging nothing."""
         from hybridpg.training.evaluate import EvaluationStopped, evaluate
 
         if self.eval_env is None:
@@ -347,7 +220,7 @@ class Run:
         try:
             result = evaluate(self.agent, self.eval_env, n_episodes, seed=seed, stop=stop)
         except EvaluationStopped:
-            raise _StopRun from None
+            raise StopRun from None
         self.last_eval = {"eval/return_mean": result.mean, "eval/return_std": result.std}
         self.last_eval_at = (self.agent.global_step, self.agent.updates)
         self._save_best(result.mean)
@@ -359,13 +232,13 @@ class Run:
         resume continues from latest.pt)."""
         if self.best_eval is not None and mean <= self.best_eval:
             return
-        self.best_eval = self.agent._best_eval = mean
+        self.best_eval = self.agent.record.best_eval = mean
         if self.run_dir is not None:
             self.agent.save(self.run_dir / "checkpoints" / "best.pt")
 
     def finish(self) -> None:
         """The final evaluation, latest.pt, final.pt and summary.json; a signal during the
-        evaluation raises ``_StopRun`` (the caller checkpoints; ``--resume`` finishes later)."""
+        evaluation raises ``StopRun`` (the caller checkpoints; ``--resume`` finishes later)."""
         agent = self.agent
         stopped = self.callback_stopped and agent.global_step < self.total
         if agent.global_step < self.total and not stopped:
@@ -380,7 +253,7 @@ class Run:
         ):
             self.logger.log(agent.global_step, self.evaluate(stoppable=True))
         if self.stop_signal is not None:
-            raise _StopRun
+            raise StopRun
         wall = time.perf_counter() - self.start_time
         steps = agent.global_step - self.start_step
         summary: dict[str, object] = {
@@ -425,7 +298,7 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(run: Run) -> Iterator[None]:
+def stop_on_signals(run: Run) -> Iterator[None]:
     """SIGINT/SIGTERM ask the run to checkpoint and stop at its next safe point; a second signal
     interrupts at once. Only with a run folder (nowhere to save otherwise) and in the main thread."""
     if run.run_dir is None or threading.current_thread() is not threading.main_thread():
@@ -446,10 +319,10 @@ def _stop_on_signals(run: Run) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _trim_metrics(agent: Agent, run_dir: Path) -> None:
+def _trim_metrics(agent: Learner, run_dir: Path) -> None:
     """Drop metrics.jsonl lines written after the checkpoint being resumed (a crash between
     checkpoints would otherwise log that stretch twice)."""
-    size, origin = agent._metrics_bytes, agent._loaded_from
+    size, origin = agent.record.metrics_bytes, agent.record.loaded_from
     metrics = run_dir / "metrics.jsonl"
     if size is None or origin is None or not metrics.exists():
         return
@@ -458,10 +331,10 @@ def _trim_metrics(agent: Agent, run_dir: Path) -> None:
     if metrics.stat().st_size > size:
         with open(metrics, "r+b") as f:
             f.truncate(size)
-    agent._loaded_from = None  # trim once
+    agent.record.loaded_from = None  # trim once
 
 
-def _non_finite_weights(agent: Agent) -> str:
+def _non_finite_weights(agent: Learner) -> str:
     """The name of the first network attribute of ``agent`` holding a NaN or inf weight, else ''."""
     for name, value in vars(agent).items():
         if isinstance(value, torch.nn.Module):
