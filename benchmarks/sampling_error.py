@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hybridpg.diagnostics.fixed_target import (
+from hybridpg.errors import NonFiniteError
+from hybridpg.experiments.fixed_target import (
     add_props_arguments,
     label,
     label_order,
@@ -28,7 +29,6 @@ from hybridpg.diagnostics.fixed_target import (
     run_fixed_target,
     write_outputs,
 )
-from hybridpg.errors import NonFiniteError
 
 
 def _at(rows: list[dict[str, Any]], env: str, method: str, samples: int) -> dict[int, float]:

@@ -24,7 +24,7 @@ import gymnasium as gym
 from _results import run_and_append  # benchmarks/_results.py
 
 import hybridpg.envs  # noqa: F401  (registers hybridpg/TwoStep-v0)
-from hybridpg.diagnostics.fixed_target import mean_ci
+from hybridpg.experiments.fixed_target import mean_ci
 
 ENV = "hybridpg/TwoStep-v0"
 # (for PPO, behavior_steps is only the collection chunk: it changes nothing in learning)

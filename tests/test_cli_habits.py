@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from hybridpg.cli import _add_config_fields, _parse, build_parser, main
+from hybridpg.cli import _parse, add_config_fields, build_parser, main
 from hybridpg.config import PPOConfig
 
 
@@ -111,7 +111,7 @@ class _DemoConfig:
 
 def test_config_help_shows_each_fields_description_then_its_default() -> None:
     parser = argparse.ArgumentParser(prog="x", formatter_class=lambda prog: argparse.HelpFormatter(prog, width=200))
-    _add_config_fields(parser, _DemoConfig)
+    add_config_fields(parser, _DemoConfig)
     text = " ".join(parser.format_help().split())
     assert "--clip FLOAT PPO ratio clip, in % of 1 (default: 0.2)" in text
     assert "--plain INT (default: 7)" in text  # no description: the default alone, as before

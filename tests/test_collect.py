@@ -16,7 +16,7 @@ LOCK = "hybridpg/CombinationLock-v0"
 @pytest.fixture(autouse=True)
 def only_collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     # other subcommand modules are not this file's concern
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["hybridpg.data.collect"])
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["hybridpg.cli.collect"])
     root = tmp_path / "datasets"
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     return root

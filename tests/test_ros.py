@@ -14,7 +14,7 @@ import torch
 from hybridpg import ROS
 from hybridpg.algorithms.base import Agent
 from hybridpg.algorithms.props import ros_update
-from hybridpg.diagnostics.fixed_target import run_fixed_target, summarize, write_outputs
+from hybridpg.experiments.fixed_target import run_fixed_target, summarize, write_outputs
 from hybridpg.networks import Policy
 
 BOX2 = gym.spaces.Box(-1.0, 1.0, (2,))
