@@ -20,7 +20,7 @@ def _write_run(root: Path, algo: str, seed: int, evals: list[tuple[int, float]],
                total: int = 1000, extra: list[dict] | None = None, sps: float = 100.0) -> Path:
     run_dir = root / "Toy-v0" / algo / f"seed{seed}"
     run_dir.mkdir(parents=True)
-    doc = {"algo": algo, "env": "Toy-v0", "seed": seed, "total_timesteps": total, "config": {"lr": seed}}
+    doc = {"algo": algo, "env": "Toy-v0", "seed": seed, "total_timesteps": total, "config": {"lr": 0.001}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(doc))
     lines = [{"step": s, "time": 0.0, "eval/return_mean": v} for s, v in evals] + (extra or [])
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
@@ -61,7 +61,8 @@ def test_table_rows_are_rliable_iqm_over_finished_runs(root: Path) -> None:
     assert slow.final == expected
     assert slow.final_mean == pytest.approx(finals.mean())
     assert rows["fast"].sps == pytest.approx(101.5)  # median of 100..103
-    assert rows["fast"].final.point > slow.final.point
+    fast_final = rows["fast"].final
+    assert fast_final is not None and fast_final.point > expected.point
 
 
 def test_resumed_runs_keep_the_last_value_logged_at_a_step(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_compare_writes_pngs_and_a_self_contained_report(root: Path, tmp_path: P
     assert {p.name for p in out.glob("*.png")} == {"learning_curves_Toy-v0.png", "performance_profile.png"}
     html = report.read_text()
     assert html.count('src="data:image/png;base64,') == 2
-    assert "<table>" in html and "lr: 0" in html  # table and configs embedded
+    assert "<table>" in html and "lr: 0.001" in html  # table and configs embedded
 
 
 def test_compare_on_a_folder_without_runs_is_a_one_line_error(

@@ -5,22 +5,29 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import yaml
 
 from hybridpg.errors import ConfigError
+from hybridpg.experiments.columns import AUC, EARLY, EARLY_FRACTION, FINAL, LAST_EVALS, final_window, row_reasons
+from hybridpg.experiments.grouping import Setting, group_settings
+
+if TYPE_CHECKING:
+    from hybridpg.stats import Estimate
 
 FloatArray = npt.NDArray[np.float64]
 
-LAST_EVALS = 3
-EARLY_FRACTION = 0.3
 EVAL_KEY = "eval/return_mean"
 SE_KEY = "diagnostics/sampling_error"
+#: fewer seeds than this get a warning: a bootstrap interval over 1 or 2 runs says little
+MIN_SEEDS = 3
+NA = "n/a"
 
 
 @dataclass
@@ -36,7 +43,11 @@ class RunData:
     curves: dict[str, tuple[FloatArray, FloatArray]] = field(default_factory=dict)
 
     def final_return(self) -> float:
-        return float(np.mean(self.curves[EVAL_KEY][1][-LAST_EVALS:]))
+        """Mean of the last 3 evaluations in the second half of the budget (fewer where the run has
+        fewer there; the last 3 of all when it has none there, which compare shows as n/a)."""
+        steps, values = self.curves[EVAL_KEY]
+        window = final_window(steps, self.total_timesteps)
+        return float(np.mean(values[window] if window.any() else values[-LAST_EVALS:]))
 
     def return_at(self, step: float) -> float:
         steps, values = self.curves[EVAL_KEY]
@@ -102,69 +113,103 @@ def load_runs(root: Path) -> list[RunData]:
 
 @dataclass
 class MethodRow:
-    method: str
+    """One setting's row of an env's table; a score is None where the evaluations cannot support it."""
+
+    method: str  # the setting's label, e.g. "ppo [total_timesteps=3000]"
     n: int
     n_unfinished: int
-    final: Any  # hybridpg.stats.Estimate
-    early: Any
-    auc: Any
-    final_mean: float
+    final: Estimate | None
+    early: Estimate | None
+    auc: Estimate | None
+    final_mean: float | None
     sampling_error: float | None
     sps: float | None
+    env: str = ""
+    runs: list[RunData] = field(default_factory=list)  # the scored runs (finished, with evaluations), by seed
+    na: dict[str, str] = field(default_factory=dict)  # column -> why its cell is n/a
+    config: dict[str, Any] = field(default_factory=dict)  # the first run's config
 
 
 def group(runs: list[RunData]) -> dict[str, dict[str, list[RunData]]]:
-    """``{env: {method: runs}}`` in first-seen order, runs sorted by seed."""
-    out: dict[str, dict[str, list[RunData]]] = {}
-    for run in sorted(runs, key=lambda r: (r.env, r.algo, r.seed)):
-        out.setdefault(run.env, {}).setdefault(run.algo, []).append(run)
-    return out
+    """``{env: {setting label: runs}}``, runs sorted by seed; unlike settings are never merged."""
+    return {env: {s.label: s.runs for s in settings} for env, settings in group_settings(runs).items()}
+
+
+def setting_row(setting: Setting, reps: int = 2000, seed: int = 0) -> MethodRow | None:
+    """The row of one setting over its finished runs with evaluations, or None when it has none."""
+    from hybridpg.stats import per_env_iqm_with_ci
+
+    done = [r for r in setting.runs if r.finished and EVAL_KEY in r.curves]
+    if not done:
+        return None
+    na = row_reasons(done, EVAL_KEY)
+
+    def iqm(column: str, scores: Callable[[RunData], float]) -> Estimate | None:
+        if column in na:
+            return None
+        return per_env_iqm_with_ci(np.array([scores(r) for r in done]), reps=reps, seed=seed)
+
+    se = [float(r.curves[SE_KEY][1].mean()) for r in done if SE_KEY in r.curves]  # over all of training
+    sps = [r.sps for r in done if r.sps is not None]
+    return MethodRow(
+        setting.label, len(done), len(setting.runs) - len(done),
+        iqm(FINAL, RunData.final_return),
+        iqm(EARLY, lambda r: r.return_at(EARLY_FRACTION * r.total_timesteps)),
+        iqm(AUC, RunData.auc),
+        None if FINAL in na else float(np.mean([r.final_return() for r in done])),
+        float(np.mean(se)) if se else None, float(np.median(sps)) if sps else None,
+        env=setting.env, runs=done, na=na, config=setting.runs[0].config,
+    )
+
+
+def env_rows(settings: list[Setting], reps: int = 2000, seed: int = 0) -> tuple[list[MethodRow], list[str]]:
+    """The rows of one env's settings, and the lines that say what a row or cell leaves out and why."""
+    rows, notes = [], []
+    for setting in settings:
+        row = setting_row(setting, reps=reps, seed=seed)
+        where = f"{setting.env} {setting.label}"
+        if row is None:
+            unfinished = sum(not r.finished for r in setting.runs)
+            why = f"{unfinished} unfinished" + (f", {len(setting.runs) - unfinished} without {EVAL_KEY}"
+                                                if unfinished < len(setting.runs) else "")
+            notes.append(f"left out {where}: no finished runs with evaluations ({why})")
+            continue
+        rows.append(row)
+        notes += [f"n/a {where} {column}: {reason}" for column, reason in row.na.items()]
+        if row.n < MIN_SEEDS:
+            notes.append(f"warning: {where}: n={row.n}: the interval says little")
+    return rows, notes
 
 
 def method_rows(runs: list[RunData], reps: int = 2000, seed: int = 0) -> list[MethodRow]:
-    """Table rows for the methods of one env; only finished runs with evaluations count."""
-    from hybridpg.stats import per_env_iqm_with_ci
-
-    rows = []
-    by_method: dict[str, list[RunData]] = {}
-    for run in runs:
-        by_method.setdefault(run.algo, []).append(run)
-    for method, group_runs in by_method.items():
-        done = [r for r in group_runs if r.finished and EVAL_KEY in r.curves]
-        if not done:
-            continue
-        final = np.array([r.final_return() for r in done])
-        early = np.array([r.return_at(EARLY_FRACTION * r.total_timesteps) for r in done])
-        auc = np.array([r.auc() for r in done])
-        se = [float(r.curves[SE_KEY][1].mean()) for r in done if SE_KEY in r.curves]  # over all of training
-        sps = [r.sps for r in done if r.sps is not None]
-        rows.append(MethodRow(
-            method, len(done), len(group_runs) - len(done),
-            per_env_iqm_with_ci(final, reps=reps, seed=seed),
-            per_env_iqm_with_ci(early, reps=reps, seed=seed),
-            per_env_iqm_with_ci(auc, reps=reps, seed=seed),
-            float(final.mean()), float(np.mean(se)) if se else None, float(np.median(sps)) if sps else None,
-        ))
-    return rows
+    """Table rows of every setting in ``runs`` (envs in name order); only finished runs with evaluations count."""
+    return [row for settings in group_settings(runs).values() for row in env_rows(settings, reps, seed)[0]]
 
 
-def _ci(est: Any) -> str:
-    return f"{est.point:.1f} [{est.low:.1f}, {est.high:.1f}]"
+def _ci(est: Estimate | None) -> str:
+    return NA if est is None else f"{est.point:.1f} [{est.low:.1f}, {est.high:.1f}]"
 
 
 TABLE_HEADER = ["method", "n", "final IQM ↑ [95% CI]", "final mean ↑", "@30% IQM ↑ [95% CI]",
                 "AUC IQM ↑ [95% CI]", "sampling err ↓", "SPS ↑"]
-#: printed under the tables: what the arrows and the sampling-error column mean
-TABLE_LEGEND = ("↑ higher is better, ↓ lower is better. sampling err: KL from the buffer's maximum-likelihood "
-                "policy to the target, averaged over training (how far the data each update trains on is "
-                "from on-policy data).")
+#: printed under the tables: what the columns, arrows and n/a mean
+TABLE_LEGEND = ("↑ higher is better, ↓ lower is better. One row per setting (algo, env, budget and every config "
+                "field that changes learning); seeds of one setting only. final: mean of the last 3 evaluations in "
+                "the second half of the budget (fewer where a run has fewer there; the last within 10% of its "
+                "end). @30%: eval return at 30% of the run's budget, interpolated between the evaluations "
+                "around it (one within 10% of the budget). AUC: area under the eval curve over its step span "
+                "(at least 3 evaluations spanning the budget). n/a: the runs' "
+                "evaluations cannot support that column (why is printed). sampling err: KL from the buffer's "
+                "maximum-likelihood policy to the target, averaged over training (how far the data each update "
+                "trains on is from on-policy data).")
 
 
 def row_cells(row: MethodRow) -> list[str]:
     n = f"{row.n}" + (f" (+{row.n_unfinished} unfinished)" if row.n_unfinished else "")
     se = "-" if row.sampling_error is None else f"{row.sampling_error:.4f}"
     sps = "-" if row.sps is None else f"{row.sps:.0f}"
-    return [row.method, n, _ci(row.final), f"{row.final_mean:.1f}", _ci(row.early), _ci(row.auc), se, sps]
+    mean = NA if row.final_mean is None else f"{row.final_mean:.1f}"
+    return [row.method, n, _ci(row.final), mean, _ci(row.early), _ci(row.auc), se, sps]
 
 
 def format_table(env: str, rows: list[MethodRow]) -> str:
