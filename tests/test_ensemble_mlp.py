@@ -76,26 +76,48 @@ def test_reduced_precision_hidden_matmuls_match_autograd_in_that_precision() -> 
         torch.testing.assert_close(g_ours, g_ref, rtol=2e-2, atol=2e-2)
 
 
-@pytest.mark.parametrize("grad_mode", [True, False])
-@pytest.mark.parametrize(("n", "out_dim"), [(2, 1), (1, 6)])
-def test_explicit_gradient_methods_match_autograd(grad_mode: bool, n: int, out_dim: int) -> None:
-    """forward_saving / write_grads / input_grad (SAC's graph-free step), with grad mode on or off."""
+# SAC's networks at Hopper-v5 shapes (obs 11, action 3) and a 256-row batch: the twin critic on
+# (obs, action) with one output, the actor on obs with (mean, log-std) per action dimension
+REAL_SHAPES = [(2, 14, 1), (1, 11, 6)]
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+@pytest.mark.parametrize(("n", "in_dim", "out_dim"), REAL_SHAPES)
+def test_real_shapes_output_and_every_gradient_match_autograd(
+    hidden: tuple[int, int], n: int, in_dim: int, out_dim: int
+) -> None:
     torch.manual_seed(4)
-    mlp = EnsembleMLP(n, 7, (16, 8), out_dim)
-    x = torch.randn(10, 7, requires_grad=True)
-    upstream = torch.randn(n, 10, out_dim)
-    expected = grads(mlp, x, mlp(x), upstream)
-    mlp.zero_grad(set_to_none=True)
-    with torch.set_grad_enabled(grad_mode):
-        out, acts = mlp.forward_saving(x.detach())
-        mlp.write_grads(x.detach(), acts, upstream)
-        g_x = mlp.input_grad(x.detach(), acts, upstream, start=4)
-    assert out.grad_fn is None and g_x.grad_fn is None
-    torch.testing.assert_close(out, reference(mlp, x).detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(g_x, expected[0][:, 4:], rtol=1e-5, atol=1e-6)
-    for p, g in zip(mlp.parameters(), expected[1:], strict=True):
-        assert p.grad is not None and p.grad.grad_fn is None
-        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+    mlp = EnsembleMLP(n, in_dim, hidden, out_dim)
+    x = torch.randn(256, in_dim, requires_grad=True)
+    upstream = torch.randn(n, 256, out_dim)
+    ours = mlp(x)
+    theirs = reference(mlp, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    for g_ours, g_ref in zip(grads(mlp, x, ours, upstream), grads(mlp, x, theirs, upstream), strict=True):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+@pytest.mark.parametrize(("n", "in_dim", "out_dim"), REAL_SHAPES)
+def test_split_forward_trains_only_the_rows_after_the_split(
+    hidden: tuple[int, int], n: int, in_dim: int, out_dim: int
+) -> None:
+    """``forward_split``: one pass; the rows before the split carry no gradient, the rest carry autograd's."""
+    torch.manual_seed(5)
+    mlp = EnsembleMLP(n, in_dim, hidden, out_dim)
+    x = torch.randn(512, in_dim, requires_grad=True)
+    upstream = torch.randn(n, 256, out_dim)
+    head, rest = mlp.forward_split(x, 256)
+    assert not head.requires_grad and rest.requires_grad
+    torch.testing.assert_close(head, reference(mlp, x[:256]).detach(), rtol=1e-5, atol=1e-5)
+    theirs = reference(mlp, x)[:, 256:]
+    torch.testing.assert_close(rest, theirs, rtol=1e-5, atol=1e-5)
+    for g_ours, g_ref in zip(grads(mlp, x, rest, upstream), grads(mlp, x, theirs, upstream), strict=True):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # without a graph: the same values
+        head_ng, rest_ng = mlp.forward_split(x, 256)
+    torch.testing.assert_close(head_ng, head)
+    torch.testing.assert_close(rest_ng, rest.detach())
 
 
 def test_copies_and_loaded_weights_are_the_ones_used() -> None:
@@ -108,6 +130,6 @@ def test_copies_and_loaded_weights_are_the_ones_used() -> None:
         for p in clone.parameters():
             p.add_(1.0)
         assert not torch.allclose(clone(x), mlp(x))
-        torch.testing.assert_close(clone.forward_saving(x)[0], reference(clone, x))
+        torch.testing.assert_close(clone(x), reference(clone, x))
         mlp.load_state_dict(clone.state_dict())
         torch.testing.assert_close(mlp(x), clone(x))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterator
@@ -14,11 +15,12 @@ import torch
 from torch import distributions as D
 
 from hybridpg import SAC
-from hybridpg.algorithms.sac import LOG_STD_MAX, LOG_STD_MIN, EnsembleCritic, squash
+from hybridpg.algorithms.sac import LOG_STD_MAX, LOG_STD_MIN, EnsembleCritic, SquashedGaussianActor
 from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
-from hybridpg.ensemble_mlp import native_bf16_matmul
+from hybridpg.ensemble_mlp import EnsembleMLP, native_bf16_matmul
 from hybridpg.errors import ConfigError, EnvError
+from hybridpg.squash import squash, squashed_gaussian
 from hybridpg.training.evaluate import evaluate
 
 SMALL: dict[str, Any] = {"hidden_sizes": (32, 32), "learning_starts": 100, "batch_size": 32, "log_freq": 50,
@@ -106,8 +108,47 @@ def test_ensemble_critic_equals_separate_networks() -> None:
         assert torch.allclose(q[j], h.squeeze(-1), atol=1e-6)
 
 
-def _autograd_step(agent: SAC, b: Batch) -> dict[str, float]:
-    """The same update with every gradient recorded by autograd (the reference); returns its losses."""
+# -- plain-autograd references: the same math as torch ops, each recorded by autograd ----------------
+def plain_mlp(mlp: EnsembleMLP, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
+    """Each member of ``mlp`` as a plain MLP (``x @ w + b``, ReLU) on its own slices of the weights."""
+    outs = []
+    for j in range(mlp.n):
+        layers = mlp.member_weights(j)
+        h = x
+        for i, (w, b) in enumerate(layers):
+            h = h @ w.detach() + b.detach() if detached else h @ w + b
+            h = torch.relu(h) if i < len(layers) - 1 else h
+        outs.append(h)
+    return torch.stack(outs)
+
+
+def plain_squashed_gaussian(
+    out: torch.Tensor, noise: torch.Tensor, log_scale_sum: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, raw_log_std = out.chunk(2, dim=-1)
+    log_std = torch.clamp(raw_log_std, LOG_STD_MIN, LOG_STD_MAX)
+    u = mean + log_std.exp() * noise
+    gaussian = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))  # log(1 - tanh(u)^2)
+    return torch.tanh(u), (gaussian - log_det).sum(-1) - log_scale_sum
+
+
+def use_plain_kernels(agent: SAC) -> None:
+    """The agent's networks and squashed sample computed by ``plain_mlp`` and ``plain_squashed_gaussian``."""
+    for mlp in (agent.critic.mlp, agent.critic_target.mlp, agent.actor.net):
+        mlp.forward = functools.partial(plain_mlp, mlp)  # type: ignore[method-assign]
+    actor = agent.actor
+
+    def sample(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return plain_squashed_gaussian(actor.net(obs)[0], torch.randn(len(obs), actor.action_dim), actor.log_scale_sum)
+
+    actor.sample = sample  # type: ignore[method-assign]
+
+
+def plain_step(agent: SAC, b: Batch) -> dict[str, float]:
+    """The update as the textbook writes it: a' and each a~ from their own actor pass, the actor and
+    temperature losses back-propagated one after the other, torch.optim's step (with its hooks);
+    returns its losses."""
     alpha = agent.log_alpha.detach().exp()
     y = agent.target_q(b, alpha)
     qf_loss = (agent.critic(b.obs, b.actions) - y).pow(2).mean(1).sum()
@@ -123,17 +164,23 @@ def _autograd_step(agent: SAC, b: Batch) -> dict[str, float]:
         alpha_loss.backward()  # and log pi detached: this reaches log alpha only
         agent.actor_opt.step()
         alpha = agent.log_alpha.detach().exp()
+    with torch.no_grad():  # Polyak averaging
+        for target, p in zip(agent.critic_target.parameters(), agent.critic.parameters(), strict=True):
+            target.lerp_(p, agent.config.tau)
     return {"losses/qf_loss": float(qf_loss.detach()), "losses/actor_loss": float(actor_loss.detach()),
             "losses/alpha_loss": float(alpha_loss.detach()), "losses/entropy": -float(logp.detach().mean())}
 
 
 @pytest.mark.parametrize("policy_frequency", [1, 2])
-def test_written_out_gradients_equal_autograds(policy_frequency: int) -> None:
-    """One gradient step from the same state and the same noise: every gradient (critic, actor through
-    the squash, the clamp and the min over critics, temperature) matches autograd's. With delayed
-    updates (policy_frequency 2) the step's second actor update draws its own sample."""
+def test_gradient_step_equals_the_plain_autograd_step(policy_frequency: int) -> None:
+    """Three gradient steps from the same state and the same noise: every loss, gradient and weight
+    (critic, actor through the squash, the clamp and the min over critics, temperature) matches the
+    plain step with plain-op networks. With delayed updates (policy_frequency 2) the step's second
+    actor update draws its own sample; the first shares the target's actor pass, whose one noise
+    draw of 2 x 64 rows is the same numbers as the plain step's two draws of 64."""
     cfg = {**SMALL, "hidden_sizes": (16, 16), "policy_frequency": policy_frequency}
     ours, ref = (SAC("Pendulum-v1", seed=0, **cfg) for _ in range(2))
+    use_plain_kernels(ref)
     gen = torch.Generator().manual_seed(1)
     n = 64
     obs, next_obs = torch.randn(n, 3, generator=gen), torch.randn(n, 3, generator=gen)
@@ -148,15 +195,91 @@ def test_written_out_gradients_equal_autograds(policy_frequency: int) -> None:
         torch.manual_seed(7)
         metrics = ours._gradient_step(b, True)
         torch.manual_seed(7)
-        expected = _autograd_step(ref, b)
+        expected = plain_step(ref, b)
         for key, value in expected.items():
             assert float(metrics[key]) == pytest.approx(value, rel=1e-5, abs=1e-6), key
         for p, q in zip([*ours.critic.parameters(), *ours.actor.parameters(), ours.log_alpha],
                         [*ref.critic.parameters(), *ref.actor.parameters(), ref.log_alpha], strict=True):
             assert p.grad is not None and q.grad is not None
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
+        for p, q in zip(ours.critic_target.parameters(), ref.critic_target.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     ours.close()
     ref.close()
+
+
+HOPPER_OBS, HOPPER_ACT, ROWS = 11, 3, 256
+
+
+def test_squashed_gaussian_node_matches_plain_autograd_at_the_clamp_ends() -> None:
+    """The squashed-Gaussian node's outputs and input gradient equal autograd's through plain ops, with
+    raw log-stds inside, beyond and exactly at both clamp ends (where torch.clamp passes gradient)."""
+    torch.manual_seed(0)
+    mean = torch.randn(ROWS, HOPPER_ACT) * 2
+    raw_log_std = torch.randn(ROWS, HOPPER_ACT)
+    ends = torch.tensor([LOG_STD_MIN, LOG_STD_MAX, LOG_STD_MIN - 1.0, LOG_STD_MAX + 1.0, LOG_STD_MIN + 1e-3,
+                         LOG_STD_MAX - 1e-3])
+    raw_log_std.view(-1)[: len(ends) * 8] = ends.repeat(8)  # 8 of each
+    # the network's layout: the output is a transposed view of (2A, rows)
+    out = torch.cat([mean, raw_log_std], dim=-1).t().contiguous().t().requires_grad_()
+    noise = torch.randn(ROWS, HOPPER_ACT)
+    g_a, g_logp = torch.randn(ROWS, HOPPER_ACT), torch.randn(ROWS)
+    results = []
+    for fn in (squashed_gaussian, plain_squashed_gaussian):
+        a, logp = fn(out, noise, 0.7)
+        out.grad = None
+        ((a * g_a).sum() + (logp * g_logp).sum()).backward()
+        assert out.grad is not None
+        results.append((a.detach(), logp.detach(), out.grad.clone()))
+    (a, logp, g_out), (a_ref, logp_ref, g_ref) = results
+    torch.testing.assert_close(a, a_ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
+    g_log_std = g_out[:, HOPPER_ACT:]
+    assert bool((g_log_std[raw_log_std == LOG_STD_MIN] != 0).all()) and bool((g_log_std[raw_log_std == LOG_STD_MAX]
+                                                                             != 0).all())
+    assert bool((g_log_std[(raw_log_std < LOG_STD_MIN) | (raw_log_std > LOG_STD_MAX)] == 0).all())
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+@pytest.mark.parametrize("paired", [False, True])
+def test_actor_sample_matches_plain_autograd(hidden: tuple[int, int], paired: bool) -> None:
+    """``sample`` and ``sample_pair`` (one network pass for a' and a~, the first without gradient)
+    at Hopper-v5 shapes and a 256-row batch: outputs and every weight gradient equal autograd's through
+    a plain MLP and the plain squash, with some raw log-stds beyond the clamp's upper end."""
+    torch.manual_seed(1)
+    actor = SquashedGaussianActor(HOPPER_OBS, HOPPER_ACT, hidden, log_scale_sum=0.0)
+    with torch.no_grad():
+        actor.net.b_out[0, HOPPER_ACT:] += 2.0
+    obs_fixed, obs = torch.randn(ROWS, HOPPER_OBS), torch.randn(ROWS, HOPPER_OBS)
+    g_a, g_logp = torch.randn(ROWS, HOPPER_ACT), torch.randn(ROWS)
+    torch.manual_seed(2)
+    if paired:
+        (a_fixed, logp_fixed), (a, logp) = actor.sample_pair(obs_fixed, obs)
+        assert not a_fixed.requires_grad and not logp_fixed.requires_grad
+    else:
+        a, logp = actor.sample(obs)
+    ((a * g_a).sum() + (logp * g_logp).sum()).backward()
+    ours = [p.grad for p in actor.parameters()]
+    actor.zero_grad()
+    torch.manual_seed(2)
+    noise = torch.randn(2 * ROWS if paired else ROWS, HOPPER_ACT)
+    out = plain_mlp(actor.net, obs)[0]
+    raw_log_std = out.detach()[:, HOPPER_ACT:]
+    assert bool((raw_log_std > LOG_STD_MAX).any()) and bool((raw_log_std < LOG_STD_MAX).any())
+    a_ref, logp_ref = plain_squashed_gaussian(out, noise[-ROWS:], 0.0)
+    ((a_ref * g_a).sum() + (logp_ref * g_logp).sum()).backward()
+    torch.testing.assert_close(a, a_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
+    if paired:
+        with torch.no_grad():
+            a_fixed_ref, logp_fixed_ref = plain_squashed_gaussian(plain_mlp(actor.net, obs_fixed)[0], noise[:ROWS], 0.0)
+        torch.testing.assert_close(a_fixed, a_fixed_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logp_fixed, logp_fixed_ref, rtol=1e-5, atol=1e-5)
+    for g, p in zip(ours, actor.parameters(), strict=True):
+        assert g is not None and p.grad is not None
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_replay_buffer_wraps_and_samples_stored_rows() -> None:

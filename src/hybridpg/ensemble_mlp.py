@@ -12,7 +12,9 @@ computes the same gradients as autograd (the tests compare them) with fewer ops 
   weight gradient is ``g^T h`` for the same reason, and for ``out = 1`` the backward is a
   broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
-  critic) and the input gradient where the input needs none (the critic's own update).
+  critic) and the input gradient where the input needs none (the critic's own update);
+- ``forward_split`` runs one pass over two batches of which only the second is trained (SAC's
+  target sample and actor-loss sample), and its backward runs on the second batch's rows only.
 
 Members are stacked on a leading dimension, so the output is ``(n, batch, out_dim)`` (a transposed
 view of ``(n, out_dim, batch)``).
@@ -80,34 +82,48 @@ def _forward(
 
 
 class _EnsembleMLPFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, dtype: torch.dtype, w_in: torch.Tensor, b_in: torch.Tensor,
-        w_out: torch.Tensor, b_out: torch.Tensor, *hidden: torch.Tensor,
-    ) -> torch.Tensor:
-        out, acts = _forward(x, dtype, w_in, b_in, w_out, b_out, hidden)
-        ctx.dtype = dtype
-        ctx.n_hidden = len(hidden)
-        ctx.save_for_backward(x, w_in, w_out, *hidden[0::2], *acts)
-        return out
+    """The MLP as one autograd node. With ``split > 0`` it returns two outputs, the first ``split``
+    rows (no gradient, as if computed under ``no_grad``) and the rest, and its backward runs on
+    the rest only: one forward pass serves a batch that is trained and one that is not."""
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, dtype: torch.dtype, split: int, w_in: torch.Tensor, b_in: torch.Tensor,
+        w_out: torch.Tensor, b_out: torch.Tensor, *hidden: torch.Tensor,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out, acts = _forward(x, dtype, w_in, b_in, w_out, b_out, hidden)
+        ctx.dtype, ctx.n_hidden, ctx.split = dtype, len(hidden), split
+        if split:
+            x, acts = x[split:], [h[:, split:] for h in acts]
+        ctx.save_for_backward(x, w_in, w_out, *hidden[0::2], *acts)
+        if not split:
+            return out
+        head = out[:, :split]
+        ctx.mark_non_differentiable(head)
+        ctx.set_materialize_grads(False)
+        return head, out[:, split:]
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        grad_out = grad_outs[-1]
+        need = ctx.needs_input_grad
+        if grad_out is None:
+            return (None,) * len(need)
         x, w_in, w_out, *rest = ctx.saved_tensors
         n_layers = ctx.n_hidden // 2
-        need = ctx.needs_input_grad
         g_x, grads = _backward(x, w_in, w_out, rest[:n_layers], rest[n_layers:], grad_out, ctx.dtype,
-                               any(need[2:]), need[0])
-        return (g_x, None, *grads)
+                               any(need[3:]), need[0])
+        if g_x is not None and ctx.split:  # the untrained rows get none
+            g_x = torch.cat([g_x.new_zeros(ctx.split, g_x.shape[1]), g_x])
+        return (g_x, None, None, *grads)
 
 
 def _backward(
     x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, weights: Sequence[torch.Tensor],
     acts: Sequence[torch.Tensor], grad_out: torch.Tensor, dtype: torch.dtype, need_w: bool, need_x: bool,
-    x_start: int = 0,
 ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """Gradients of the input (its columns from ``x_start`` on) and of ``[w_in, b_in, w_out, b_out, w_1,
-    b_1, ...]`` (None where not needed)."""
+    """Gradients of the input and of ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]`` (None where not
+    needed)."""
     n_layers = len(weights)
     g_hidden: list[torch.Tensor | None] = [None] * (2 * n_layers)
     g_w_out = g_b_out = None
@@ -131,9 +147,8 @@ def _backward(
     g_flat = g.transpose(0, 1).reshape(x.shape[0], -1)
     g_w_in = torch.mm(x.t(), g_flat) if need_w else None
     g_b_in = g_flat.sum(0) if need_w else None
-    # only the input columns from x_start on (SAC needs the action's, not the observation's)
-    # computed transposed, (cols, B), and returned as its (B, cols) view: MKL is slow on thin results
-    g_x = torch.mm(w_in[x_start:], g_flat.t()).t() if need_x else None
+    # computed transposed, (in, B), and returned as its (B, in) view: MKL is slow on thin results
+    g_x = torch.mm(w_in, g_flat.t()).t() if need_x else None
     return g_x, [g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden]
 
 
@@ -173,39 +188,23 @@ class EnsembleMLP(nn.Module):
         """``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``: the order the functions above use."""
         return list(self._param_list)
 
-    # -- explicit gradients, for updates written without autograd (SAC) ---------------------------
-    def _plain_params(self) -> list[torch.Tensor]:
-        # under no_grad the parameters record nothing as they are; detaching (an op each) is needed
-        # only when grad mode is on
-        return [t.detach() for t in self._params()] if torch.is_grad_enabled() else self._params()
-
-    def forward_saving(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The output and the activations that ``write_grads``/``input_grad`` need; builds no graph."""
-        p = self._plain_params()
-        return _forward(x, self.matmul_dtype, p[0], p[1], p[2], p[3], tuple(p[4:]))
-
-    def write_grads(self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor) -> None:
-        """Set every weight's ``.grad`` to d(loss)/d(weight), given d(loss)/d(output)."""
-        p = self._plain_params()
-        _, grads = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, True, False)
-        for param, grad in zip(self._params(), grads, strict=True):
-            param.grad = grad
-
-    def input_grad(
-        self, x: torch.Tensor, acts: list[torch.Tensor], grad_out: torch.Tensor, start: int = 0
-    ) -> torch.Tensor:
-        """d(loss)/d(x[:, start:]) given d(loss)/d(output); the weights' gradients are not computed."""
-        p = self._plain_params()
-        g_x, _ = _backward(x, p[0], p[2], p[4::2], acts, grad_out, self.matmul_dtype, False, True, start)
-        assert g_x is not None
-        return g_x
-
     def forward(self, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
         """``(n, batch, out_dim)``. ``detached``: gradients reach ``x`` but not the weights."""
         params = self._params()
         if detached:
             params = [p.detach() for p in params]
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            out: torch.Tensor = _EnsembleMLPFunction.apply(x, self.matmul_dtype, *params)
+            out: torch.Tensor = _EnsembleMLPFunction.apply(x, self.matmul_dtype, 0, *params)
             return out
         return _forward(x, self.matmul_dtype, params[0], params[1], params[2], params[3], tuple(params[4:]))[0]
+
+    def forward_split(self, x: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` on all of ``x`` in one pass, returned as (rows before ``split``, without
+        gradient; the rest, with it): one pass for a batch that is trained and one that is not,
+        whose backward runs on the trained rows only."""
+        params = self._params()
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+            head, rest = _EnsembleMLPFunction.apply(x, self.matmul_dtype, split, *params)
+            return head, rest
+        out = _forward(x, self.matmul_dtype, params[0], params[1], params[2], params[3], tuple(params[4:]))[0]
+        return out[:, :split], out[:, split:]

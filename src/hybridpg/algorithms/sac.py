@@ -4,14 +4,15 @@ Per gradient step: critic regression onto y = r + gamma (1 - terminated) (min_j 
 - alpha log pi(a'|s')), then actor loss mean(alpha log pi(a~|s) - min_j Q_j(s, a~)) on the updated
 critic, then the temperature loss -log alpha (log pi + target entropy), then Polyak averaging.
 
-Speed without changing the math: both critics (and both targets) are one ``EnsembleMLP`` whose
-layers are batched matmuls, so each evaluation is one call; the gradient step writes its gradients
-out (MLP backward, squash, clamp, min over critics, temperature) instead of building an autograd
-graph (far fewer ops per step; BENCHMARKS.md, SAC), and the actor loss's pass through the
-critic computes only the action gradient; one actor pass draws both the target's a' and the
-actor loss's a~; batches are gathered by index from preallocated tensors; Adam is torch's fused
-kernel called directly, once for actor and temperature; Polyak averaging is one fused
-``_foreach_lerp_``; losses are computed only on the steps that are logged.
+The update below is that math with ordinary autograd. The speed lives in the modules it calls,
+each pinned to a plain-autograd reference by tests: both critics (and both targets) are one
+``EnsembleMLP`` (``ensemble_mlp.py``) whose layers are batched matmuls and whose backward is one
+autograd node written out; the squashed-Gaussian sample (clamp, tanh, log-density) is one node
+too (``squash.py``); one actor pass draws both the target's a' and the actor loss's a~, its
+backward running on the a~ rows only (``EnsembleMLP.forward_split``); batches are gathered by
+index from preallocated tensors; Adam is torch's fused kernel called directly, once for actor and
+temperature; Polyak averaging is one fused ``_foreach_lerp_``; losses are returned only on the
+steps that are logged. Timings: BENCHMARKS.md, SAC.
 The critic sees actions in [-1, 1] (the squashed sample); the env gets them scaled to its bounds.
 """
 
@@ -31,11 +32,8 @@ from hybridpg.algorithms.base import Agent, Run
 from hybridpg.config import SACConfig
 from hybridpg.data.replay import Batch, ReplayBuffer
 from hybridpg.ensemble_mlp import EnsembleMLP, native_bf16_matmul
-from hybridpg.networks import LOG_2PI
 from hybridpg.optim import LeanAdam
-
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-LOG_2 = math.log(2.0)
+from hybridpg.squash import LOG_STD_MAX, LOG_STD_MIN, squashed_gaussian
 
 
 class SquashedGaussianActor(nn.Module):
@@ -59,63 +57,30 @@ class SquashedGaussianActor(nn.Module):
         mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def _draw(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(a, log pi, std, noise) from the network output (mean, raw log-std)."""
-        mean, raw_log_std = out.chunk(2, dim=-1)
-        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        std = log_std.exp()
-        noise = torch.randn(mean.shape)  # not randn_like: mean is a strided view, which it fills slowly
-        return (*squash(torch.addcmul(mean, std, noise), noise, log_std, self.log_scale_sum), std, noise)
+    def _noise(self, rows: int) -> torch.Tensor:
+        # drawn contiguous: randn_like on the mean (a strided view) fills it slowly
+        return torch.randn(rows, self.action_dim)
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """A squashed sample without its log-density (acting needs none); the same draw as ``sample``."""
         mean, log_std = self(obs)
-        return torch.tanh(torch.addcmul(mean, log_std.exp(), torch.randn(mean.shape)))
+        return torch.tanh(torch.addcmul(mean, log_std.exp(), self._noise(len(obs))))
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized squashed sample and its log-density (of the env-scaled action)."""
-        a, logp, _, _ = self._draw(self.net(obs)[0])
-        return a, logp
+        return squashed_gaussian(self.net(obs).squeeze(0), self._noise(len(obs)), self.log_scale_sum)
 
-    def sample_saving(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[Any, ...]]:
-        """``sample`` without a graph, plus what ``write_grads`` needs (same draws as ``sample``)."""
-        out, acts = self.net.forward_saving(obs)
-        a, logp, std, noise = self._draw(out[0])
-        return a, logp, (acts, out[0].chunk(2, dim=-1)[1], std, noise, a)
-
-    @staticmethod
-    def saved_rows(saved: tuple[Any, ...], start: int) -> tuple[Any, ...]:
-        """What ``sample_saving`` saved, for its rows from ``start`` on (views)."""
-        acts, *per_row = saved
-        return ([h[:, start:] for h in acts], *(t[start:] for t in per_row))
-
-    def write_grads(self, obs: torch.Tensor, saved: tuple[Any, ...], g_a: torch.Tensor, g_logp: torch.Tensor) -> None:
-        """Weight gradients of a loss L(a, log pi) from dL/da (per row) and dL/d(log pi) (a scalar:
-        the losses here are means over rows).
-
-        Through u = mean + std * noise and a = tanh(u): d log pi / du = 2 tanh(u) (the log-det
-        term), d log pi / d log_std = -1 (the Gaussian term), du / d log_std = std * noise, and the
-        clamp passes gradient only inside [LOG_STD_MIN, LOG_STD_MAX].
-        """
-        acts, raw_log_std, std, noise, a = saved
-        g_u = torch.addcmul(g_a, g_a * a, a, value=-1.0).addcmul_(a, 2.0 * g_logp)
-        inside = (raw_log_std >= LOG_STD_MIN) & (raw_log_std <= LOG_STD_MAX)
-        g_log_std = (g_u * std).mul_(noise).sub_(g_logp).mul_(inside)
-        self.net.write_grads(obs, acts, torch.cat([g_u, g_log_std], dim=-1).unsqueeze(0))
-
-
-def squash(
-    u: torch.Tensor, noise: torch.Tensor, log_std: torch.Tensor, log_scale_sum: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """tanh(u) and log pi with the change-of-variables correction.
-
-    log pi = sum(-noise^2/2 - log_std - log(2 pi)/2 - log(1 - tanh(u)^2)) - log_scale_sum, where
-    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) is the exact, overflow-free form; the
-    per-dimension constants are summed outside (fewer ops: this runs once per gradient step).
-    """
-    per_dim = (u + nn.functional.softplus(-2.0 * u)).mul_(2.0).sub_(torch.addcmul(log_std, noise, noise, value=0.5))
-    const = u.shape[-1] * (0.5 * LOG_2PI + 2.0 * LOG_2) + log_scale_sum
-    return torch.tanh(u), per_dim.sum(-1) - const
+    def sample_pair(
+        self, obs_fixed: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``sample`` on two batches from one network pass and one noise draw (the same draws as
+        two calls): the first without gradient, the second with it."""
+        k = len(obs_fixed)
+        out_fixed, out = self.net.forward_split(torch.cat([obs_fixed, obs]), k)
+        noise = self._noise(k + len(obs))
+        with torch.no_grad():
+            fixed = squashed_gaussian(out_fixed.squeeze(0), noise[:k], self.log_scale_sum)
+        return fixed, squashed_gaussian(out.squeeze(0), noise[k:], self.log_scale_sum)
 
 
 class EnsembleCritic(nn.Module):
@@ -195,49 +160,44 @@ class SAC(Agent):
         return -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
 
     def _gradient_step(self, b: Batch, actor_step: bool, log: bool = True) -> dict[str, torch.Tensor]:
-        """One update; the losses (``log``) are computed only for the steps that are logged."""
-        # gradients are written out instead of recorded by autograd: no graph is built, and each
-        # one is checked against autograd in tests/test_sac.py
-        with torch.no_grad():
-            alpha = self.log_alpha.exp()
-            n = len(b.obs)
-            # one actor pass draws both a' ~ pi(s') for the target and a~ ~ pi(s) for the actor loss:
-            # the actor does not change in between (only the critic does)
-            obs_both = torch.cat([b.next_obs, b.obs]) if actor_step else b.next_obs
-            a_both, logp_both, saved_both = self.actor.sample_saving(obs_both)
-            y = self.target_q(b, alpha, (a_both[:n], logp_both[:n]))
-            x = torch.cat([b.obs, b.actions], dim=-1)
-            q, acts = self.critic.mlp.forward_saving(x)
-            err = q.squeeze(-1) - y
-            self.critic.mlp.write_grads(x, acts, err.unsqueeze(-1) * (2.0 / len(y)))  # d qf_loss / d q
-            self.critic_opt.step_without_hooks()
-            out = {"losses/qf_loss": err.pow(2).mean(1).sum(), "losses/q_mean": q.mean()} if log else {}
-            if actor_step:
-                for k in range(self.config.policy_frequency):  # delayed updates catch up (CleanRL)
-                    if k == 0:
-                        a, logp, saved = a_both[n:], logp_both[n:], self.actor.saved_rows(saved_both, n)
-                    else:
-                        a, logp, saved = self.actor.sample_saving(b.obs)
-                    xa = torch.cat([b.obs, a], dim=-1)
-                    qa, acts_a = self.critic.mlp.forward_saving(xa)  # the critic just updated
-                    q_min, which = qa.squeeze(-1).min(0)
-                    # d actor_loss / d Q_j = -1/n on each row's smaller Q; d / d log pi = alpha/n
-                    g_q = torch.zeros_like(qa).scatter_(0, which.view(1, -1, 1), -1.0 / n)
-                    g_a = self.critic.mlp.input_grad(xa, acts_a, g_q, start=self.obs_dim)
-                    self.actor.write_grads(b.obs, saved, g_a, alpha / n)
-                    if log:
-                        out["losses/actor_loss"] = (alpha * logp - q_min).mean()
-                        out["losses/entropy"] = -logp.mean()
-                    if self.config.autotune:
-                        gap = (logp + self.target_entropy).mean()
-                        if log:
-                            out["losses/alpha_loss"] = -(self.log_alpha * gap)  # = alpha_loss(logp)
-                        self.log_alpha.grad = -gap  # d alpha_loss / d log alpha
-                    self.actor_opt.step_without_hooks()  # actor and temperature
-                    alpha = self.log_alpha.exp()
+        """One update; the losses (``log``) are returned only for the steps that are logged."""
+        cfg = self.config
+        alpha = self.log_alpha.detach().exp()
+        next_sample: tuple[torch.Tensor, torch.Tensor] | None = None
+        if actor_step:
+            # a' ~ pi(s') for the target and a~ ~ pi(s) for the first actor update from one actor
+            # pass (cheaper than two): the actor does not change in between, only the critic does
+            next_sample, first_sample = self.actor.sample_pair(b.next_obs, b.obs)
+        y = self.target_q(b, alpha, next_sample)
+        q = self.critic(b.obs, b.actions)
+        qf_loss = (q - y).pow(2).mean(1).sum()  # both critics regress onto the same y
+        self.critic_opt.zero_grad()
+        qf_loss.backward()
+        self.critic_opt.step_without_hooks()
+        out = {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q.detach().mean()} if log else {}
+        for k in range(cfg.policy_frequency if actor_step else 0):  # delayed updates catch up (CleanRL)
+            a, logp = first_sample if k == 0 else self.actor.sample(b.obs)
+            q_min = self.critic(b.obs, a, detached=True).min(0).values  # the critic just updated
+            actor_loss = (alpha * logp - q_min).mean()
+            loss = actor_loss
+            if cfg.autotune:
+                # alpha enters actor_loss as a constant and log pi enters alpha_loss detached, so
+                # the sum's gradient is actor_loss's for the actor and alpha_loss's for log alpha
+                alpha_loss = self.alpha_loss(logp)
+                loss = actor_loss + alpha_loss
+                if log:
+                    out["losses/alpha_loss"] = alpha_loss.detach()
+            self.actor_opt.zero_grad()
+            loss.backward()
+            self.actor_opt.step_without_hooks()  # actor and temperature
+            alpha = self.log_alpha.detach().exp()
             if log:
-                out["losses/alpha"] = alpha
-            torch._foreach_lerp_(self._target_params, self._params, self.config.tau)
+                out["losses/actor_loss"] = actor_loss.detach()
+                out["losses/entropy"] = -logp.detach().mean()
+        if log:
+            out["losses/alpha"] = alpha
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._params, cfg.tau)
         return out
 
     # -- the loop -----------------------------------------------------------------------------------
