@@ -9,15 +9,21 @@ SAME_STEP mode behind the same interface.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import inspect
+import os
+import reprlib
+import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector.async_vector_env import AsyncState
 
-from hybridpg.errors import EnvError, NonFiniteError
+from hybridpg.errors import EnvError, HybridPGError, NonFiniteError
 
 EnvSpec = str | gym.Env | Callable[[], gym.Env]
 
@@ -32,7 +38,8 @@ def _ensure_registered() -> None:
 
 
 def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
-    """A picklable-enough factory for one env; validates the id eagerly with a clear error."""
+    """A picklable-enough factory for one env; validates the id and the kwargs it can check eagerly,
+    and turns any failure of ``gym.make`` into one EnvError line naming the env and its kwargs."""
     if kwargs and not isinstance(env, str):
         raise EnvError(f"env_kwargs {kwargs} need a Gymnasium id, not {type(env).__name__}")
     if isinstance(env, gym.Env):
@@ -47,26 +54,139 @@ def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
     from hybridpg.envs.registry import import_module_of
 
     try:
-        gym.spec(import_module_of(env_id))  # gym.make imports the module of "module:EnvId" itself; spec does not
+        spec = gym.spec(import_module_of(env_id))  # gym.make imports the module of "module:EnvId" itself; spec does not
     except EnvError:
         raise
     except Exception as exc:  # gymnasium raises several error types for bad ids
         raise EnvError(f"unknown environment id '{env_id}': {str(exc).splitlines()[0]}") from None
+    _check_env_kwargs(env_id, spec, kwargs)
 
     def factory() -> gym.Env:
         try:
             return gym.make(env_id, **kwargs)
         except gym.error.DependencyNotInstalled as exc:
             raise EnvError(f"environment '{env_id}' needs an extra package: {exc}") from None
-        except TypeError as exc:
-            if not kwargs:
-                raise
-            # an unknown or mistyped constructor keyword
-            # gymnasium appends "was raised from the environment creator ..." (the id and kwargs again)
-            reason = str(exc).split(" was raised from")[0]
-            raise EnvError(f"cannot build '{env_id}' with env_kwargs {kwargs}: {reason}") from None
+        except HybridPGError:
+            raise
+        except Exception as exc:  # the env's own constructor, fed a value it cannot use
+            raise EnvError(f"cannot build {_describe(env_id, kwargs)}: {_one_line(exc)}") from None
 
     return factory
+
+
+def _describe(env: EnvSpec, kwargs: dict[str, Any] | None) -> str:
+    label = env if isinstance(env, str) else getattr(env, "__qualname__", None) or env_name(env)
+    name = f"environment '{label}'"
+    return f"{name} with env_kwargs {kwargs}" if kwargs else name
+
+
+def env_failure(env: EnvSpec, kwargs: dict[str, Any] | None, what: str, exc: BaseException) -> EnvError:
+    """The one-line error for an exception raised inside an env, e.g. ``what="failed in step"``;
+    for every loop that steps an env itself."""
+    return EnvError(f"{_describe(env, kwargs)} {what}: {_one_line(exc)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line`` of an exception raised inside an env (its traceback is not the user's)."""
+    # gymnasium appends "was raised from the environment creator ..." (the id and kwargs again)
+    text = str(exc).split(" was raised from")[0].strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, _WorkerFailure):  # already "Type: message" from the worker
+        return line
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= 1)
+
+
+def _check_env_kwargs(env_id: str, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> None:
+    """Refuse kwargs that would otherwise fail deep inside the env, or never fail at all (a
+    negative MuJoCo frame_skip runs, with time going backwards), before anything is built."""
+    where = _describe(env_id, kwargs)
+    steps = kwargs.get("max_episode_steps")
+    if steps is not None and not _positive_int(steps):
+        raise EnvError(f"{where}: max_episode_steps={steps!r} must be a positive integer "
+                       "(or none for the registered limit)")
+    if "frame_skip" in kwargs and not _positive_int(kwargs["frame_skip"]):
+        raise EnvError(f"{where}: frame_skip={kwargs['frame_skip']!r} must be a positive integer")
+    defaults = _constructor_defaults(spec)
+    for name, value in kwargs.items():
+        given, expected = _kind(value), _kind(defaults.get(name))
+        # e.g. text for a weight: accepted by the constructor, a TypeError only at the first step.
+        # Only mismatches no env accepts; a sequence for a number may be a per-dimension value.
+        if (given == "text" and expected not in (None, "text")) or (
+            given in ("a number", "a flag") and expected == "a sequence"
+        ):
+            raise EnvError(f"{where}: {name}={value!r} is {given}, the env expects {expected} "
+                           f"(default {defaults[name]!r})")
+
+
+def _kind(value: Any) -> str | None:
+    """The broad kind of a kwarg value or default, where a mismatch is certainly a mistake."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool | np.bool_):
+        return "a flag"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "a number"
+    if isinstance(value, tuple | list):
+        return "a sequence"
+    return None
+
+
+def _constructor_defaults(spec: gym.envs.registration.EnvSpec) -> dict[str, Any]:
+    try:
+        entry = spec.entry_point
+        creator: Any = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        params = inspect.signature(creator).parameters.values()
+    except Exception:  # an entry point that cannot be loaded or inspected: gym.make reports it
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def _seed_spaces(env: gym.Env, seed: int | None) -> None:
+    env.action_space.seed(seed)
+    env.observation_space.seed(seed)
+
+
+_PLAIN_REWARDS = (float, int)  # a tuple: isinstance with one is cheaper than with float | int
+
+
+class _WorkerFailure(RuntimeError):
+    """An exception raised inside an async worker, as ``Type: message``."""
+
+
+class _QuietAsyncVectorEnv(gym.vector.AsyncVectorEnv):
+    """AsyncVectorEnv that re-raises a worker's error without first logging its multi-line
+    traceback as warnings: VecEnv reports it as one EnvError line."""
+
+    def _raise_if_errors(self, successes: Iterable[bool]) -> None:
+        successes = list(successes)
+        if all(successes):
+            return
+        failures = []
+        for _ in range(len(successes) - sum(successes)):
+            index, exctype, value, _trace = self.error_queue.get()
+            # as gymnasium does: the failed worker has exited, so its pipe is done
+            self.parent_pipes[index].close()
+            self.parent_pipes[index] = None  # type: ignore[call-overload]
+            failures.append(f"{getattr(exctype, '__name__', exctype)}: {str(value).strip()}")
+        self._state = AsyncState.DEFAULT
+        raise _WorkerFailure(failures[-1])
+
+
+def _worker_factory(factory: Callable[[], gym.Env], parent_pid: int) -> Callable[[], gym.Env]:
+    """``factory`` wrapped for AsyncVectorEnv; it runs in each worker (and once in the parent)."""
+
+    def build() -> gym.Env:
+        if os.getpid() != parent_pid:
+            # a terminal's Ctrl-C reaches the whole process group: the trainer must outlive it
+            # with its workers, to checkpoint (env state lives in them) and then close them
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return _StateAccess(factory())
+
+    return build
 
 
 def env_name(env: EnvSpec) -> str:
@@ -104,22 +224,30 @@ class VecEnv:
         factory = make_env_fn(env, **(env_kwargs or {}))
         self.num_envs = num_envs
         self.async_envs = async_envs
+        self._env_spec, self._env_kwargs = env, dict(env_kwargs or {})
+        self._describe = _describe(env, self._env_kwargs)
         self._async: gym.vector.AsyncVectorEnv | None = None
         self.envs: list[gym.Env] = []
-        if async_envs:
-            def stateful() -> gym.Env:
-                return _StateAccess(factory())
-
-            self._async = gym.vector.AsyncVectorEnv(
-                [stateful] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-            )
-            self.single_observation_space = self._async.single_observation_space
-            self.single_action_space = self._async.single_action_space
-        else:
-            self.envs = [factory() for _ in range(num_envs)]
-            self.single_observation_space = self.envs[0].observation_space
-            self.single_action_space = self.envs[0].action_space
+        try:
+            if async_envs:
+                build = _worker_factory(factory, os.getpid())
+                self._async = _QuietAsyncVectorEnv(
+                    [build] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+                )
+                self.single_observation_space = self._async.single_observation_space
+                self.single_action_space = self._async.single_action_space
+            else:
+                for _ in range(num_envs):
+                    self.envs.append(factory())
+                self.single_observation_space = self.envs[0].observation_space
+                self.single_action_space = self.envs[0].action_space
+        except Exception as exc:
+            self.close()
+            if isinstance(exc, HybridPGError):
+                raise
+            raise EnvError(f"cannot build {self._describe}: {_one_line(exc)}") from exc
         if not isinstance(self.single_observation_space, gym.spaces.Box):
+            self.close()
             space = self.single_observation_space
             raise EnvError(f"only Box observation spaces are supported, got {space}")
         self.obs_shape: tuple[int, ...] = tuple(self.single_observation_space.shape)
@@ -127,22 +255,36 @@ class VecEnv:
         self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
         self.total_steps = 0
         self.seed = seed
-        self.obs = self.reset(seed)
+        try:
+            self.obs = self.reset(seed)
+        except BaseException:
+            self.close()
+            raise
 
     # -- stepping -----------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> np.ndarray:
-        if self._async is not None:
-            obs, _ = self._async.reset(seed=seed)
-            self._async.action_space.seed(seed)
-            out = np.asarray(obs, dtype=np.float64)
-        else:
-            rows = []
-            for i, env in enumerate(self.envs):
-                s = None if seed is None else seed + i
-                o, _ = env.reset(seed=s)
-                env.action_space.seed(s)
-                rows.append(o)
-            out = np.asarray(rows, dtype=np.float64)
+        try:
+            if self._async is not None:
+                obs, _ = self._async.reset(seed=seed)
+                if seed is not None:  # each worker's spaces, as the sync path seeds them
+                    self._async.set_attr("hybridpg_space_seed", [seed + i for i in range(self.num_envs)])
+                self._async.action_space.seed(seed)
+                out = np.asarray(obs, dtype=np.float64)
+            else:
+                rows = []
+                for i, env in enumerate(self.envs):
+                    s = None if seed is None else seed + i
+                    o, _ = env.reset(seed=s)
+                    _seed_spaces(env, s)
+                    rows.append(self._checked_obs(o, "reset"))
+                out = np.asarray(rows, dtype=np.float64)
+        except HybridPGError:
+            raise
+        except Exception as exc:
+            raise env_failure(self._env_spec, self._env_kwargs, "failed in reset", exc) from exc
+        if out.shape != (self.num_envs, *self.obs_shape):
+            raise EnvError(f"{self._describe}: reset returned observations of shape {out.shape[1:]}, "
+                           f"its observation_space has shape {self.obs_shape}")
         self.episode_returns[:] = 0
         self.episode_lengths[:] = 0
         self._check_finite(out, "observation")
@@ -150,10 +292,16 @@ class VecEnv:
         return out
 
     def step(self, actions: np.ndarray) -> StepResult:
-        if self._async is not None:
-            result = self._step_async(actions)
-        else:
-            result = self._step_sync(actions)
+        try:
+            if self._async is not None:
+                result = self._step_async(actions)
+            else:
+                result = self._step_sync(actions)
+        except HybridPGError:
+            raise
+        except Exception as exc:  # free when nothing is raised (Python 3.11+)
+            what = f"failed in step at env step {self.total_steps}"
+            raise env_failure(self._env_spec, self._env_kwargs, what, exc) from exc
         self._check_finite(result.obs, "observation")
         self._check_finite(result.rewards, "reward")
         self.total_steps += self.num_envs
@@ -168,8 +316,13 @@ class VecEnv:
         trunc = np.zeros(n, dtype=bool)
         final_obs = obs  # aliased until an episode ends, to avoid a copy per step
         done_rows: list[tuple[int, Any]] = []
+        shape = self.obs_shape
         for i, env in enumerate(self.envs):
             o, r, te, tr, _ = env.step(actions[i])
+            if getattr(o, "shape", None) != shape:  # an attribute read per step; lists take the slow check
+                o = self._checked_obs(o, "step")
+            if not isinstance(r, _PLAIN_REWARDS):  # most envs' rewards (np.float64 is a float) skip the check
+                r = self._checked_reward(r)
             rewards[i] = r
             term[i] = te
             trunc[i] = tr
@@ -187,6 +340,8 @@ class VecEnv:
         assert self._async is not None
         obs, rewards, term, trunc, info = self._async.step(actions)
         obs = np.asarray(obs, dtype=np.float64)
+        if np.shape(rewards) != (self.num_envs,):  # the workers' observations fit shared memory already
+            raise EnvError(f"{self._describe}: step returned rewards of shape {np.shape(rewards)[1:]}, not scalars")
         final_obs = obs
         if "final_obs" in info:
             final_obs = obs.copy()
@@ -214,6 +369,21 @@ class VecEnv:
                 self.episode_lengths[i] = 0
         return StepResult(obs, rewards, term, trunc, final_obs, finished_r, finished_l)
 
+    def _checked_obs(self, obs: Any, what: str) -> Any:
+        if np.shape(obs) != self.obs_shape:
+            raise EnvError(f"{self._describe}: {what} returned an observation of shape {np.shape(obs)}, "
+                           f"its observation_space has shape {self.obs_shape}")
+        return obs
+
+    def _checked_reward(self, reward: Any) -> float:
+        try:
+            if np.ndim(reward) != 0:
+                raise TypeError
+            return float(reward)
+        except (TypeError, ValueError):
+            raise EnvError(f"{self._describe}: step returned the reward {reprlib.repr(reward)}, "
+                           "not a scalar number") from None
+
     def _check_finite(self, values: np.ndarray, what: str) -> None:
         if not np.isfinite(values).all():
             raise NonFiniteError(
@@ -230,7 +400,11 @@ class VecEnv:
 
     def close(self) -> None:
         if self._async is not None:
-            self._async.close()
+            try:
+                self._async.close()
+            except (OSError, EOFError, _WorkerFailure):  # BrokenPipe, ConnectionReset: a worker already died
+                with contextlib.suppress(Exception):  # stop whatever is left, quietly
+                    self._async.close(terminate=True)
         for env in self.envs:
             env.close()
 
@@ -381,3 +555,12 @@ class _StateAccess(gym.Wrapper):  # type: ignore[type-arg]
     @hybridpg_state.setter
     def hybridpg_state(self, state: dict[str, Any]) -> None:
         restore_env_state(self.env, state)
+
+    @property
+    def hybridpg_space_seed(self) -> int | None:
+        return getattr(self, "_hybridpg_space_seed", None)
+
+    @hybridpg_space_seed.setter
+    def hybridpg_space_seed(self, seed: int | None) -> None:
+        self._hybridpg_space_seed = seed
+        _seed_spaces(self.env, seed)
