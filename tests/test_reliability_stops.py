@@ -8,6 +8,7 @@ config write) and sends the signal to its own process from there, so the timing 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -16,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hybridpg.cli import main
+from hybridpg.envs import VecEnv
 from hybridpg.training.checkpoint import load_checkpoint
 
 TOTAL = 512  # 4 updates of 128 steps; evals at step 0 and update 3, the final one in finish()
@@ -216,3 +219,66 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_writes_nothing(tmp_p
     from hybridpg.training.folder import RunLock
 
     RunLock(run_dir).release()  # the lock died with its holder: the folder is free again
+
+
+def _last_step(run_dir: Path) -> int:
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.exists() else []
+    return max((json.loads(line)["step"] for line in lines if line.endswith("}")), default=-1)
+
+
+def _ctrl_c(argv: list[str], run_dir: Path, past_step: int, cwd: Path) -> tuple[int, str]:
+    """A trainer in its own process group, Ctrl-C'd as a terminal does it: SIGINT to the whole
+    group (its env workers too) once it has logged a step beyond ``past_step``."""
+    proc = subprocess.Popen([sys.executable, "-m", "hybridpg.cli", "train", *argv], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _last_step(run_dir) <= past_step:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+def test_ctrl_c_on_a_terminal_with_async_envs_checkpoints_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    argv = [*ARGS, "--total-timesteps", "1000000", "--async-envs", "true", "--num-envs", "2", "--eval-freq", "0",
+            "--run-dir", str(run_dir)]
+    code, err = _ctrl_c(argv, run_dir, 256, tmp_path)
+    # the workers ignore the terminal's SIGINT: the trainer checkpoints through them, then closes them
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted by SIGINT at step "), err
+    first = load_checkpoint(run_dir / "checkpoints" / "latest.pt")["global_step"]
+    assert first > 256 and _last_step(run_dir) <= first  # so the wait below waits for the resumed run
+    code, err = _ctrl_c(["--resume", str(run_dir)], run_dir, first, tmp_path)  # resumes, then goes on
+    assert code == 130 and "Traceback" not in err, err
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["global_step"] > first
+
+
+def _space_samples(vec: VecEnv, n: int = 32) -> list[list[list[float]]]:
+    """``n`` samples of each env's action and observation space, drawn from the spaces' own RNGs:
+    for async envs from copies of the workers' spaces, RNG state included."""
+    if vec._async is not None:
+        pairs = zip(vec._async.get_attr("action_space"), vec._async.get_attr("observation_space"), strict=True)
+    else:
+        pairs = ((env.action_space, env.observation_space) for env in vec.envs)
+    return [[np.concatenate([np.ravel(a.sample()), o.sample()]).tolist() for _ in range(n)] for a, o in pairs]
+
+
+def test_async_workers_seed_their_spaces_from_the_run_seed_like_sync_envs() -> None:
+    vecs = [VecEnv("Pendulum-v1", 2, async_envs, seed=seed)
+            for async_envs, seed in ((True, 11), (True, 11), (False, 11), (True, 12))]
+    try:
+        first, again, sync, other = (_space_samples(vec) for vec in vecs)
+    finally:
+        for vec in vecs:
+            vec.close()
+    assert first == again == sync  # the same seed: the same draws, in workers as in-process
+    assert first[0] != first[1]  # seed + env index: each env its own stream
+    assert other[0] != first[0] and other[1] != first[1]
