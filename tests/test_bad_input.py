@@ -406,3 +406,104 @@ def test_a_budget_between_chunks_says_where_the_run_stops() -> None:
         agent.learn(1000, progress=False)
     assert agent.global_step == 1024
     agent.close()
+
+
+# -- env kwargs and envs that misbehave: one EnvError line naming the env, never a traceback -----------
+ENV_KWARGS_CASES = {
+    "text for a weight": ("ctrl_cost_weight=abc", "ctrl_cost_weight='abc' is text, the env expects a number"),
+    "zero frame_skip": ("frame_skip=0", "frame_skip=0 must be a positive integer"),
+    "negative frame_skip": ("frame_skip=-3", "frame_skip=-3 must be a positive integer"),
+    "negative max_episode_steps": ("max_episode_steps=-5", "max_episode_steps=-5 must be a positive integer"),
+    "zero max_episode_steps": ("max_episode_steps=0", "max_episode_steps=0 must be a positive integer"),
+    "unknown kwarg": ("no_such_kw=1", "unexpected keyword argument 'no_such_kw'"),
+    "a number for a range": ("healthy_z_range=0.5", "healthy_z_range=0.5 is a number, the env expects a sequence"),
+}
+
+
+@pytest.mark.parametrize("async_envs", [False, True])
+@pytest.mark.parametrize("case", sorted(ENV_KWARGS_CASES))
+def test_cli_bad_env_kwargs_are_one_line_naming_env_and_kwargs(
+    case: str, async_envs: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mujoco")
+    monkeypatch.chdir(tmp_path)
+    kwargs, culprit = ENV_KWARGS_CASES[case]
+    code, err = run_cli(["train", "--env", "Hopper-v5", "--env-kwargs", kwargs, "--async-envs", str(async_envs),
+                         "--num-envs", "2", "--run-dir", "run", "--total-timesteps", "256"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "'Hopper-v5' with env_kwargs {" in lines[0] and culprit in lines[0], err
+    assert list(tmp_path.iterdir()) == []  # refused before the run folder
+
+
+class _Faulty(gym.Env):  # type: ignore[type-arg]
+    """An env with one fault, from its third step where the fault is in ``step``."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, fault: str = "none") -> None:
+        self.fault = fault
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        if self.fault == "reset raises":
+            raise RuntimeError("reset exploded\nwith a second line")
+        return np.zeros(3 if self.fault == "reset shape" else 4), {}
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict]:
+        self.t += 1
+        obs, reward = np.zeros(4), 1.0
+        if self.t >= 3:
+            if self.fault == "step raises":
+                raise RuntimeError("step exploded")
+            obs = np.zeros(5) if self.fault == "step shape" else obs
+            reward = {"step reward array": np.array([1.0, 2.0]), "step reward text": "high"}.get(self.fault, reward)
+        return obs, reward, False, self.t >= 20, {}
+
+
+gym.register("hybridpg-test/Faulty-v0", entry_point=_Faulty)
+FAULTS = {  # fault: (sync message, async message): the workers report some faults in their own words
+    "reset raises": ("failed in reset: RuntimeError: reset exploded",) * 2,
+    "reset shape": ("reset returned an observation of shape (3,), its observation_space has shape (4,)",
+                    "failed in reset: ValueError: could not broadcast input array from shape (3,) into shape (4,)"),
+    "step raises": ("failed in step at env step 4: RuntimeError: step exploded",) * 2,
+    "step shape": ("step returned an observation of shape (5,), its observation_space has shape (4,)",
+                   "failed in step at env step 4: ValueError: could not broadcast input array from shape (5,)"),
+    "step reward array": ("step returned the reward array([1., 2.]), not a scalar number",
+                          "step returned rewards of shape (2,), not scalars"),
+    "step reward text": ("step returned the reward 'high', not a scalar number",
+                         "failed in step at env step 4: ValueError: could not convert string to float: 'high'"),
+}
+
+
+@pytest.mark.parametrize("async_envs", [False, True])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_an_env_that_raises_or_returns_misshapen_values_is_one_env_error(fault: str, async_envs: bool) -> None:
+    from hybridpg.envs import VecEnv
+
+    vec = None
+    with pytest.raises(EnvError) as info:
+        vec = VecEnv("hybridpg-test/Faulty-v0", 2, async_envs, seed=0, env_kwargs={"fault": fault})
+        for _ in range(5):
+            vec.step(np.zeros(2, dtype=np.int64))
+    if vec is not None:
+        vec.close()  # after a worker died of the fault too
+    message = str(info.value)
+    assert "\n" not in message and f"'hybridpg-test/Faulty-v0' with env_kwargs {{'fault': '{fault}'}}" in message
+    assert FAULTS[fault][async_envs] in message, message
+
+
+@pytest.mark.parametrize("async_envs", [False, True])
+def test_cli_env_that_fails_mid_run_is_one_line(
+    async_envs: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run_cli(["train", "--env", "hybridpg-test/Faulty-v0", "--env-kwargs", "fault=step raises",
+                         "--async-envs", str(async_envs), "--run-dir", str(tmp_path / "run"), "--total-timesteps",
+                         "256", "--n-steps", "64", "--eval-freq", "0", "--progress", "off"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "RuntimeError: step exploded" in lines[0], err
