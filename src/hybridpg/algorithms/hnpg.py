@@ -164,6 +164,8 @@ class HNPG(Agent):
     # -- the loop -------------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
         while self.global_step < total_timesteps:
+            if run.safe_point():  # checkpoints and stops only here, between iterations
+                return
             self._collect(run)
             metrics = self._update()
             self.updates += 1

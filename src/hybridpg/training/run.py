@@ -2,7 +2,8 @@
 
 An algorithm's loop calls ``run.safe_point()`` at the top of each iteration (where the agent's
 state fully determines the rest of the run), ``run.on_episodes`` when episodes end and
-``run.after_update`` after each update.
+``run.after_update`` after each update. Stops (a signal, a callback, the step budget) and
+checkpoints happen only at safe points: one protocol for every algorithm.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class TrainingInterrupted(Exception):
 
 
 class StopRun(Exception):
-    """Raised from ``Run.after_update`` to leave loops that do not call ``Run.safe_point``."""
+    """A signal cut the final evaluation short (the caller checkpoints and raises ``TrainingInterrupted``)."""
 
 
 class Run:
@@ -73,9 +74,7 @@ class Run:
         self.stop_at = total if stop_at is None else stop_at
         self.run_dir = run_dir
         self.stop_signal: int | None = None
-        # loops that call safe_point() get checkpoints at loop boundaries only; others in after_update
-        self._uses_safe_points = False
-        self._checkpoint_due = False
+        self._checkpoint_due = False  # written at the next safe point, where the state is complete
         self._saved_for_stop = False  # a checkpoint was written after stop_signal was set
         self.finished = False  # summary.json written: the run is complete
         self.summary: dict[str, object] = {}
@@ -162,20 +161,11 @@ class Run:
                                  f"non-finite weights in {diverged}{kept}")
         self._show_progress()  # also for loops whose episodes end rarely
         if self.run_dir is not None and cfg.checkpoint_freq and agent.updates % cfg.checkpoint_freq == 0:
-            if self._uses_safe_points:
-                self._checkpoint_due = True
-            else:
-                self.save_latest()
-        if not self._uses_safe_points and self._should_stop():
-            if self.stop_signal is not None:
-                self.save_latest()
-                self._saved_for_stop = True
-            raise StopRun
+            self._checkpoint_due = True
 
     def safe_point(self) -> bool:
         """Call at the top of the training loop, where the agent's state fully determines the rest
         of the run. Writes a due checkpoint; True means stop now (signal, or this call's steps done)."""
-        self._uses_safe_points = True
         self._rollout_end()
         if self._checkpoint_due or (self.stop_signal is not None and self.run_dir is not None):
             self._checkpoint_due = False
