@@ -28,8 +28,8 @@ import numpy as np
 from hybridpg.experiments.records import EVAL_KEY, SE_KEY, RunData, load_runs
 from hybridpg.experiments.runs import SweepProgress, run_state
 from hybridpg.experiments.spec_file import load_spec, parse_seeds
+from hybridpg.experiments.stats import aggregate_with_ci, per_env_iqm_with_ci, probability_of_improvement
 from hybridpg.experiments.sweep import SweepSpec, run_local, write_sweep_file
-from hybridpg.stats import aggregate_with_ci, per_env_iqm_with_ci, probability_of_improvement
 
 ROOT = Path("runs/props_rl")
 OUT = Path("benchmarks/results/props_rl")

@@ -4,7 +4,7 @@ Both use the spec's hyperparameters (Adam 3e-4, batch 256, tau 0.005, gamma 0.99
 256-256 ReLU, one gradient step per env step, learned temperature, target entropy -|A|) with the
 same learning_starts. Each (library, seed) run is its own process with one torch thread. Both are
 evaluated by the same loop: deterministic actions, ``--eval-episodes`` episodes on a fresh env.
-Reports the mean final return per library with a 95% stratified-bootstrap CI (hybridpg.stats).
+Reports the mean final return per library with a 95% stratified-bootstrap CI (hybridpg.experiments.stats).
 
     python benchmarks/sac_hopper.py --steps 100000 --seeds 0 1 2 --workers 2 --out hopper.json
 """
@@ -86,7 +86,7 @@ def main() -> None:
             if args.out:  # rewritten after every run, so a killed benchmark keeps what it finished
                 with open(args.out, "w") as f:
                     json.dump({"args": vars(args), "runs": results}, f, indent=2)
-    from hybridpg.stats import aggregate_with_ci
+    from hybridpg.experiments.stats import aggregate_with_ci
 
     print(f"\nHopper-v5, {args.steps} steps, seeds {args.seeds}, {args.eval_episodes} eval episodes each")
     print(f"{'library':9s} | mean final return | 95% CI | wall s (median)")

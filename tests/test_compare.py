@@ -13,7 +13,7 @@ import yaml
 from hybridpg.cli import main
 from hybridpg.experiments.compare import compare, load_run, load_runs, method_rows
 from hybridpg.experiments.report import bootstrap_mean_band
-from hybridpg.stats import per_env_iqm_with_ci
+from hybridpg.experiments.stats import per_env_iqm_with_ci
 
 
 def _write_run(root: Path, algo: str, seed: int, evals: list[tuple[int, float]], finished: bool = True,

@@ -1,4 +1,4 @@
-"""hybridpg.stats agrees with rliable (exactly for point estimates, within bootstrap noise for CIs)."""
+"""hybridpg.experiments.stats agrees with rliable (exactly for point estimates, within bootstrap noise for CIs)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from hybridpg import stats
+from hybridpg.experiments import stats
 from hybridpg.errors import ConfigError
 
-# Importing through hybridpg.stats applies the arch/pandas-3 import workaround first.
+# Importing through hybridpg.experiments.stats applies the arch/pandas-3 import workaround first.
 rly = stats._rly_library()
 from rliable import metrics as rly_metrics  # noqa: E402
 

@@ -17,8 +17,8 @@ import numpy.typing as npt
 from hybridpg.experiments.grouping import differing, setting_fields
 
 if TYPE_CHECKING:
-    from hybridpg.experiments.records import MethodRow
-    from hybridpg.stats import Estimate
+    from hybridpg.experiments.stats import Estimate
+    from hybridpg.experiments.table import MethodRow
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -87,7 +87,7 @@ class Aggregate:
 
 
 def aggregate_over_envs(rows: list[MethodRow], reps: int = 2000, seed: int = 0) -> Aggregate:
-    from hybridpg.stats import aggregate_with_ci, probability_of_improvement
+    from hybridpg.experiments.stats import aggregate_with_ci, probability_of_improvement
 
     result = Aggregate()
     scores = normalized_finals(rows, result.notes)

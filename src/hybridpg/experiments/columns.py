@@ -9,22 +9,16 @@ evaluations in the second half of the budget, and a cell the points cannot suppo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from hybridpg.experiments.records import RunData
+from hybridpg.experiments.records import RunData
 
 FloatArray = npt.NDArray[np.float64]
 
-LAST_EVALS = 3
 EARLY_FRACTION = 0.3
 #: an evaluation stands for a budget fraction when it is at most this fraction of the budget away
 TOLERANCE = 0.1
-#: the evaluations averaged into "final" all lie at or after this fraction of the budget
-FINAL_FROM = 0.5
 #: the columns in table order; each run supports a column or gives a reason
 FINAL, EARLY, AUC = "final", "@30%", "AUC"
 COLUMNS = (FINAL, EARLY, AUC)
@@ -33,15 +27,6 @@ COLUMNS = (FINAL, EARLY, AUC)
 def _steps(steps: FloatArray, most: int = 4) -> str:
     shown = [f"{s:.0f}" for s in steps[:most]]
     return ", ".join(shown) + (f", ... ({steps.size} in all)" if steps.size > most else "")
-
-
-def final_window(steps: FloatArray, total: int) -> npt.NDArray[np.bool_]:
-    """The evaluations averaged into "final": the last ``LAST_EVALS`` in the second half of the budget
-    (fewer where a run has fewer there), so that early training is never averaged in."""
-    late = np.flatnonzero(steps >= FINAL_FROM * total)[-LAST_EVALS:]
-    mask = np.zeros(steps.shape, dtype=np.bool_)
-    mask[late] = True
-    return mask
 
 
 def _final(steps: FloatArray, total: int) -> str | None:

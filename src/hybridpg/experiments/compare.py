@@ -2,7 +2,7 @@
 
 One row per setting (:mod:`hybridpg.experiments.grouping`: algo, env, budget and every config field
 that changes learning), over its finished runs (seeds): the IQM with a 95% stratified-bootstrap CI
-(:mod:`hybridpg.stats`, rliable) of the final eval return (mean of the last 3 evals in the second
+(:mod:`hybridpg.experiments.stats`, rliable) of the final eval return (mean of the last 3 evals in the second
 half of the budget),
 of the eval return at 30% of the budget, and of the normalized area under the eval curve, each n/a
 where the evaluations cannot support it (:mod:`hybridpg.experiments.columns`); plus the mean final
@@ -23,17 +23,13 @@ from typing import Any
 from hybridpg.errors import ConfigError
 from hybridpg.experiments.aggregate import aggregate_over_envs
 from hybridpg.experiments.grouping import group_settings
-from hybridpg.experiments.records import (  # noqa: F401 (the public names of compare's records)
-    EVAL_KEY,
-    SE_KEY,
+from hybridpg.experiments.records import EVAL_KEY, SE_KEY, RunData, load_run, load_runs  # noqa: F401 (public names)
+from hybridpg.experiments.table import (  # noqa: F401 (the public names of compare's tables)
     TABLE_LEGEND,
     MethodRow,
-    RunData,
     env_rows,
     format_table,
     group,
-    load_run,
-    load_runs,
     method_rows,
 )
 

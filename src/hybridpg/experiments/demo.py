@@ -50,6 +50,9 @@ def verdict(rows: list[Any]) -> list[str]:
             continue
         for label, mine, theirs in (("final return", props.final, other.final),
                                     ("return at 30% of the budget", props.early, other.early)):
+            if mine is None or theirs is None:  # the runs' evaluations cannot support the column
+                lines.append(f"PROPS vs {base} on {label}: n/a (see the table's n/a lines)")
+                continue
             if mine.low > theirs.high:
                 word = "ahead of"
             elif mine.high < theirs.low:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from hybridpg.experiments.records import RunData
+from hybridpg.experiments.records import RunData
 
 #: config fields that do not change what is learned, so runs differing only in them are one setting:
 #: when and how precisely evaluations, checkpoints and diagnostics happen, where the run computes,

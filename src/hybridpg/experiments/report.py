@@ -6,7 +6,7 @@ with the reason, never dropped silently.
 Curve bands: the mean over seeds at each point of a common step grid, with a 95% percentile
 bootstrap band over seeds. The bootstrap is vectorized here because calling rliable once per grid
 point (tens of points x methods x envs, ~0.25 s each) would make ``compare`` take minutes; the
-headline numbers (tables, performance profile) use :mod:`hybridpg.stats`, i.e. rliable.
+headline numbers (tables, performance profile) use :mod:`hybridpg.experiments.stats`, i.e. rliable.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import numpy.typing as npt
 import yaml
 
 from hybridpg.errors import ConfigError
-from hybridpg.experiments.records import EVAL_KEY, SE_KEY, TABLE_HEADER, TABLE_LEGEND, RunData, row_cells
+from hybridpg.experiments.records import EVAL_KEY, SE_KEY, RunData
+from hybridpg.experiments.table import TABLE_HEADER, TABLE_LEGEND, row_cells
 
 if TYPE_CHECKING:
-    from hybridpg.experiments.records import MethodRow
+    from hybridpg.experiments.table import MethodRow
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 100
@@ -124,7 +125,7 @@ def plot_profile(tables: dict[str, list[MethodRow]], path: Path, reps: int,
     """Performance profile of final returns, normalized per env as the aggregate is (best run = 1), of
     the methods with a final score on every env; returns why it was skipped, or None."""
     from hybridpg.experiments.aggregate import normalized_finals, score_matrix
-    from hybridpg.stats import performance_profile
+    from hybridpg.experiments.stats import performance_profile
 
     notes = [] if notes is None else notes
     scores = normalized_finals([row for rows in tables.values() for row in rows], [])  # the aggregate says why

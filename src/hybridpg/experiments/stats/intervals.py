@@ -1,4 +1,4 @@
-"""Interval estimates from rliable's stratified bootstrap, reproducible by an explicit seed; see ``hybridpg.stats``."""
+"""Interval estimates from rliable's stratified bootstrap, reproducible by an explicit seed (package doc: stats)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy.typing as npt
 from rliable import metrics as rly_metrics
 
 from hybridpg.errors import ConfigError
-from hybridpg.stats.scores import (
+from hybridpg.experiments.stats.scores import (
     METRICS,
     Estimate,
     FloatArray,

@@ -1,4 +1,4 @@
-"""Score matrices, point estimates (rliable's own functions) and normalization; see ``hybridpg.stats``."""
+"""Score matrices, point estimates (rliable's own functions) and normalization."""
 
 from __future__ import annotations
 

@@ -30,16 +30,16 @@ Compatibility note. ``rliable.library`` imports ``arch``; rliable requires ``arc
 rather than patching either library at import time.
 """
 
-from hybridpg.stats.intervals import (
+from hybridpg.experiments.stats.intervals import (
     _rly_library as _rly_library,  # the rliable module behind the intervals (tests compare with it)
 )
-from hybridpg.stats.intervals import (
+from hybridpg.experiments.stats.intervals import (
     aggregate_with_ci,
     per_env_iqm_with_ci,
     performance_profile,
     probability_of_improvement,
 )
-from hybridpg.stats.scores import (
+from hybridpg.experiments.stats.scores import (
     METRICS,
     Estimate,
     area_under_curve,
