@@ -502,8 +502,23 @@ def test_cli_env_that_fails_mid_run_is_one_line(
     async_envs: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run_cli(["train", "--env", "hybridpg-test/Faulty-v0", "--env-kwargs", "fault=step raises",
-                         "--async-envs", str(async_envs), "--run-dir", str(tmp_path / "run"), "--total-timesteps",
-                         "256", "--n-steps", "64", "--eval-freq", "0", "--progress", "off"], capsys)
+                         "--async-envs", str(async_envs), "--run-dir", str(tmp_path / "run"),
+                         "--total-timesteps", "256", "--n-steps", "64", "--eval-freq", "0", "--progress", "off"],
+                        capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "RuntimeError: step exploded" in lines[0], err
+
+
+@pytest.mark.parametrize("fault", ["reset raises", "step raises"])
+def test_an_env_that_fails_during_evaluation_is_one_env_error(fault: str) -> None:
+    from hybridpg import PPO, evaluate
+
+    agent = PPO("CartPole-v1", seed=0, n_steps=64, eval_freq=0)
+    try:
+        with pytest.raises(EnvError) as info:
+            evaluate(agent, _Faulty(fault), n_episodes=2)
+    finally:
+        agent.close()
+    message = str(info.value)
+    assert "\n" not in message and "failed in evaluation" in message and "exploded" in message, message

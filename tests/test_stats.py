@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from hybridpg.experiments import stats
 from hybridpg.errors import ConfigError
+from hybridpg.experiments import stats
 
-# Importing through hybridpg.experiments.stats applies the arch/pandas-3 import workaround first.
+# rliable.library, as the package imports it (its import needs the pandas pin)
 rly = stats._rly_library()
 from rliable import metrics as rly_metrics  # noqa: E402
 

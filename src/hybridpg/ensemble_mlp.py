@@ -12,9 +12,8 @@ computes the same gradients as autograd (the tests compare them) with fewer ops 
   weight gradient is ``g^T h`` for the same reason, and for ``out = 1`` the backward is a
   broadcast multiply, not a K=1 matmul;
 - weight gradients are skipped where the weights are passed detached (the actor loss through the
-  critic) and the input gradient where the input needs none (the critic's own update);
-- ``forward_split`` runs one pass over two batches of which only the second is trained (SAC's
-  target sample and actor-loss sample), and its backward runs on the second batch's rows only.
+  critic), and the input is taken in column blocks (observation, action) of which only those that
+  need a gradient get one (the action's in the actor loss, none in the critic's own update).
 
 Members are stacked on a leading dimension, so the output is ``(n, batch, out_dim)`` (a transposed
 view of ``(n, out_dim, batch)``).
@@ -82,48 +81,41 @@ def _forward(
 
 
 class _EnsembleMLPFunction(torch.autograd.Function):
-    """The MLP as one autograd node. With ``split > 0`` it returns two outputs, the first ``split``
-    rows (no gradient, as if computed under ``no_grad``) and the rest, and its backward runs on
-    the rest only: one forward pass serves a batch that is trained and one that is not."""
-
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, dtype: torch.dtype, split: int, w_in: torch.Tensor, b_in: torch.Tensor,
-        w_out: torch.Tensor, b_out: torch.Tensor, *hidden: torch.Tensor,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        out, acts = _forward(x, dtype, w_in, b_in, w_out, b_out, hidden)
-        ctx.dtype, ctx.n_hidden, ctx.split = dtype, len(hidden), split
-        if split:
-            x, acts = x[split:], [h[:, split:] for h in acts]
+        ctx: Any, dtype: torch.dtype, n_x: int, *args: torch.Tensor
+    ) -> torch.Tensor:
+        """``args``: the input's ``n_x`` column blocks, then ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``."""
+        xs, (w_in, b_in, w_out, b_out, *hidden) = args[:n_x], args[n_x:]
+        x = torch.cat(xs, dim=-1) if n_x > 1 else xs[0]
+        out, acts = _forward(x, dtype, w_in, b_in, w_out, b_out, tuple(hidden))
+        ctx.dtype, ctx.n_x, ctx.n_layers = dtype, n_x, len(hidden) // 2
+        ctx.widths = [t.shape[-1] for t in xs]
         ctx.save_for_backward(x, w_in, w_out, *hidden[0::2], *acts)
-        if not split:
-            return out
-        head = out[:, :split]
-        ctx.mark_non_differentiable(head)
-        ctx.set_materialize_grads(False)
-        return head, out[:, split:]
+        return out
 
     @staticmethod
-    def backward(ctx: Any, *grad_outs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        grad_out = grad_outs[-1]
-        need = ctx.needs_input_grad
-        if grad_out is None:
-            return (None,) * len(need)
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_in, w_out, *rest = ctx.saved_tensors
-        n_layers = ctx.n_hidden // 2
-        g_x, grads = _backward(x, w_in, w_out, rest[:n_layers], rest[n_layers:], grad_out, ctx.dtype,
-                               any(need[3:]), need[0])
-        if g_x is not None and ctx.split:  # the untrained rows get none
-            g_x = torch.cat([g_x.new_zeros(ctx.split, g_x.shape[1]), g_x])
-        return (g_x, None, None, *grads)
+        n_x, n_layers = ctx.n_x, ctx.n_layers
+        need = ctx.needs_input_grad
+        blocks, start = [], 0
+        for width, need_block in zip(ctx.widths, need[2:2 + n_x], strict=True):
+            blocks.append((start, start + width) if need_block else None)
+            start += width
+        g_xs, grads = _backward(x, w_in, w_out, rest[:n_layers], rest[n_layers:], grad_out, ctx.dtype,
+                                any(need[2 + n_x:]), blocks)
+        return (None, None, *g_xs, *grads)
 
 
 def _backward(
     x: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, weights: Sequence[torch.Tensor],
-    acts: Sequence[torch.Tensor], grad_out: torch.Tensor, dtype: torch.dtype, need_w: bool, need_x: bool,
-) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """Gradients of the input and of ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]`` (None where not
-    needed)."""
+    acts: Sequence[torch.Tensor], grad_out: torch.Tensor, dtype: torch.dtype, need_w: bool,
+    x_blocks: Sequence[tuple[int, int] | None],
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """Gradients of the input's column blocks ``x[:, start:end]`` for each ``(start, end)`` in
+    ``x_blocks`` (None where the block is None) and of ``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``
+    (None where not ``need_w``)."""
     n_layers = len(weights)
     g_hidden: list[torch.Tensor | None] = [None] * (2 * n_layers)
     g_w_out = g_b_out = None
@@ -147,9 +139,10 @@ def _backward(
     g_flat = g.transpose(0, 1).reshape(x.shape[0], -1)
     g_w_in = torch.mm(x.t(), g_flat) if need_w else None
     g_b_in = g_flat.sum(0) if need_w else None
-    # computed transposed, (in, B), and returned as its (B, in) view: MKL is slow on thin results
-    g_x = torch.mm(w_in, g_flat.t()).t() if need_x else None
-    return g_x, [g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden]
+    # only the blocks that need it (SAC: the action's, not the observation's), each computed
+    # transposed, (cols, B), and returned as its (B, cols) view: MKL is slow on thin results
+    g_xs = [None if block is None else torch.mm(w_in[block[0]:block[1]], g_flat.t()).t() for block in x_blocks]
+    return g_xs, [g_w_in, g_b_in, g_w_out, g_b_out, *g_hidden]
 
 
 class EnsembleMLP(nn.Module):
@@ -188,23 +181,15 @@ class EnsembleMLP(nn.Module):
         """``[w_in, b_in, w_out, b_out, w_1, b_1, ...]``: the order the functions above use."""
         return list(self._param_list)
 
-    def forward(self, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
-        """``(n, batch, out_dim)``. ``detached``: gradients reach ``x`` but not the weights."""
+    def forward(self, *xs: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """``(n, batch, out_dim)`` on the input ``xs`` concatenated on the last dimension (e.g.
+        observation and action: only the blocks that need a gradient get one). ``detached``:
+        gradients reach the input but not the weights."""
         params = self._params()
         if detached:
             params = [p.detach() for p in params]
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            out: torch.Tensor = _EnsembleMLPFunction.apply(x, self.matmul_dtype, 0, *params)
+        if torch.is_grad_enabled() and (any(x.requires_grad for x in xs) or any(p.requires_grad for p in params)):
+            out: torch.Tensor = _EnsembleMLPFunction.apply(self.matmul_dtype, len(xs), *xs, *params)
             return out
+        x = torch.cat(xs, dim=-1) if len(xs) > 1 else xs[0]
         return _forward(x, self.matmul_dtype, params[0], params[1], params[2], params[3], tuple(params[4:]))[0]
-
-    def forward_split(self, x: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``forward`` on all of ``x`` in one pass, returned as (rows before ``split``, without
-        gradient; the rest, with it): one pass for a batch that is trained and one that is not,
-        whose backward runs on the trained rows only."""
-        params = self._params()
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            head, rest = _EnsembleMLPFunction.apply(x, self.matmul_dtype, split, *params)
-            return head, rest
-        out = _forward(x, self.matmul_dtype, params[0], params[1], params[2], params[3], tuple(params[4:]))[0]
-        return out[:, :split], out[:, split:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -111,6 +112,13 @@ class Policy(nn.Module):
             out = self.net(obs)
             return out.argmax(-1) if self.discrete else out
 
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """The mode, or a sample with fresh noise from the global RNG (acting, not training)."""
+        if deterministic:
+            return self.mode(obs)
+        noise = torch.rand(obs.shape[0]) if self.discrete else torch.randn(obs.shape[0], self.action_dim)
+        return self.sample(obs, noise)
+
 
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     z = (actions - mean) * torch.exp(-log_std)
@@ -182,3 +190,37 @@ def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
     total = torch.cat([g.reshape(-1) for g in grads]).norm()
     torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_max(1.0))
     return total
+
+
+class QNet(nn.Module):
+    """Q(s, a): one output per action for Discrete, (obs, clipped action) -> scalar for Box."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def __init__(self, obs_dim: int, space: gym.Space[Any], hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        if self.discrete:
+            self.net = mlp([obs_dim, *hidden, int(space.n)], nn.Tanh, output_gain=1.0)  # type: ignore[attr-defined]
+        else:
+            assert isinstance(space, gym.spaces.Box)
+            self.net = mlp([obs_dim + int(space.shape[0]), *hidden, 1], nn.Tanh, output_gain=1.0)
+            # the env clips actions, so Q(s, a) = Q(s, clip(a)): clipping keeps inputs on the data's range
+            self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return self.net(obs).gather(-1, actions.long().view(-1, 1)).squeeze(-1)  # type: ignore[no-any-return]
+        a = torch.clamp(actions, self.low, self.high)
+        return self.net(torch.cat([obs, a], -1)).squeeze(-1)  # type: ignore[no-any-return]
+
+    def value(self, obs: torch.Tensor, policy: Policy, n_samples: int, gen: torch.Generator) -> torch.Tensor:
+        """V(s) = E_{a~pi} Q(s, a)."""
+        if self.discrete:
+            return (torch.softmax(policy.net(obs), -1) * self.net(obs)).sum(-1)
+        noise = torch.randn(n_samples, *obs.shape[:1], policy.action_dim, generator=gen)
+        actions = (policy.net(obs) + policy.log_std.exp() * noise).reshape(-1, policy.action_dim)
+        q = self.forward(obs.repeat(n_samples, 1), actions)
+        return q.view(n_samples, -1).mean(0)

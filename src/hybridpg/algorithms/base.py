@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from hybridpg.algorithms.inference import POLICY_KIND, ActFn, TrainedPolicy, policy_from_state, space_record
 from hybridpg.config import BaseConfig, coerce_field
 from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.envs.vector import EnvSpec, VecEnv, env_name
@@ -97,6 +98,8 @@ class Agent:
         self.record = RunRecord()  # the run's own state (logs, evaluations), saved with the agent
         self._inexact_resume: str | None = None  # after load: why continuing will not be bit-exact
         self._build()
+        # acting goes through the same object a loaded policy file gives (load_policy)
+        self.inference = TrainedPolicy(self._act, self.obs_norm, self.action_space, self.vec.obs_shape)
 
     # -- what each algorithm provides ---------------------------------------------------------------
     @abstractmethod
@@ -111,6 +114,16 @@ class Agent:
 
     def _algo_state(self) -> dict[str, Any]:
         return {}
+
+    #: the entries of ``_algo_state`` that acting needs (what a policy file keeps)
+    inference_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def _inference_act(
+        cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any], env: EnvSpec
+    ) -> ActFn:
+        """The actor rebuilt from ``algo_state`` alone (``load_policy``), acting like ``_act``."""
+        raise CheckpointError(f"{config.algo} has no inference-only policy")
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         del state
@@ -202,21 +215,7 @@ class Agent:
         """``(action, state)`` for raw observation(s), as Stable-Baselines3's ``predict`` returns;
         observations are normalized with the agent's saved statistics. hybridpg's policies have no
         recurrent state: ``state`` comes back unchanged and ``episode_start`` is ignored."""
-        del episode_start
-        return self._predict_actions(obs, deterministic), state
-
-    def _predict_actions(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
-        single = obs.shape == self.vec.obs_shape
-        batch = obs.reshape(1, -1) if single else obs.reshape(obs.shape[0], -1)
-        with torch.no_grad():
-            t = torch.as_tensor(self.obs_norm(batch), dtype=torch.float32)
-            actions = self._act(t, deterministic).numpy()
-        if isinstance(self.action_space, gym.spaces.Box):
-            actions = np.clip(actions, self.action_space.low, self.action_space.high)
-        else:
-            actions = actions.astype(np.int64)
-        return actions[0] if single else actions
+        return self.inference.predict(obs, state, episode_start, deterministic)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -239,6 +238,8 @@ class Agent:
             "spaces": {
                 "observation": _space_signature(self.observation_space),
                 "action": _space_signature(self.action_space),
+                "observation_shape": list(self.vec.obs_shape),
+                "action_space": space_record(self.action_space),
             },
             "env_state": self.vec.state_dict(),
             "run": {"horizon": self.horizon, **self.record.state_dict()},
@@ -303,6 +304,9 @@ class Agent:
     def load(cls, path: str | Path, env: EnvSpec | None = None, **overrides: Any) -> Agent:
         """Rebuild an agent from a checkpoint file or run folder (``env`` defaults to the saved id)."""
         state = load_checkpoint(path, expect_algo=None)
+        if state.get("kind") == POLICY_KIND:
+            raise CheckpointError(f"{path} is a policy file (inference only, no training state); "
+                                  "load it with hybridpg.load_policy")
         agent_cls = cls if cls.config_cls.algo == state["algo"] else _agent_class(state["algo"], cls)
         saved = dict(state["config"])
         if env is not None and not isinstance(env, str) and "env_kwargs" not in overrides:
@@ -318,6 +322,15 @@ class Agent:
         # a checkpoint inside RUN/checkpoints/ belongs to RUN: resuming there trims metrics.jsonl
         agent.record.loaded_from = p if p.is_dir() else p.parent.parent
         return agent
+
+    @classmethod
+    def load_policy(cls, path: str | Path, env: EnvSpec | None = None) -> TrainedPolicy:
+        """The policy of a checkpoint, run folder or policy file, for ``predict``: no training envs,
+        offline dataset, critics or optimizers are built. ``env`` is needed only by policies that
+        read the env (finite-horizon HNPG) and by checkpoints that predate stored action bounds."""
+        state = load_checkpoint(path, expect_algo=None)
+        agent_cls = cls if cls.config_cls.algo == state["algo"] else _agent_class(state["algo"], cls)
+        return policy_from_state(state, agent_cls, env, path)
 
     def restart_in(self, run_dir: str | Path) -> None:
         """Make the next ``learn`` start over in an existing run folder (one stopped before its

@@ -17,55 +17,22 @@ observations to the networks (the lock's are O(1) anyway).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import dataset_actions, load_offline
 from hybridpg.algorithms.npg import npg_step
 from hybridpg.config import HNPGConfig
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
+from hybridpg.envs.vector import make_env_fn
 from hybridpg.errors import ConfigError, DatasetError, EnvError, HybridPGError
-from hybridpg.networks import Policy, draw_noise, mlp
-
-
-class QNet(nn.Module):
-    """Q(s, a): one output per action for Discrete, (obs, clipped action) -> scalar for Box."""
-
-    low: torch.Tensor
-    high: torch.Tensor
-
-    def __init__(self, obs_dim: int, space: gym.Space[Any], hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.discrete = isinstance(space, gym.spaces.Discrete)
-        if self.discrete:
-            self.net = mlp([obs_dim, *hidden, int(space.n)], nn.Tanh, output_gain=1.0)  # type: ignore[attr-defined]
-        else:
-            assert isinstance(space, gym.spaces.Box)
-            self.net = mlp([obs_dim + int(space.shape[0]), *hidden, 1], nn.Tanh, output_gain=1.0)
-            # the env clips actions, so Q(s, a) = Q(s, clip(a)): clipping keeps inputs on the data's range
-            self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
-            self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        if self.discrete:
-            return self.net(obs).gather(-1, actions.long().view(-1, 1)).squeeze(-1)  # type: ignore[no-any-return]
-        a = torch.clamp(actions, self.low, self.high)
-        return self.net(torch.cat([obs, a], -1)).squeeze(-1)  # type: ignore[no-any-return]
-
-    def value(self, obs: torch.Tensor, policy: Policy, n_samples: int, gen: torch.Generator) -> torch.Tensor:
-        """V(s) = E_{a~pi} Q(s, a)."""
-        if self.discrete:
-            return (torch.softmax(policy.net(obs), -1) * self.net(obs)).sum(-1)
-        noise = torch.randn(n_samples, *obs.shape[:1], policy.action_dim, generator=gen)
-        actions = (policy.net(obs) + policy.log_std.exp() * noise).reshape(-1, policy.action_dim)
-        q = self.forward(obs.repeat(n_samples, 1), actions)
-        return q.view(n_samples, -1).mean(0)
+from hybridpg.networks import Policy, QNet, draw_noise
 
 
 def td_targets(
@@ -138,28 +105,26 @@ class HNPG(Agent):
     def _norm(self, obs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.obs_norm(obs.reshape(obs.shape[0], -1)).astype(np.float32))
 
-    def _actions(self, obs: torch.Tensor, heads: np.ndarray, noise: torch.Tensor | None) -> torch.Tensor:
-        """Per-head sample (noise given) or mode; ``heads`` picks each row's policy."""
-        out = torch.zeros(
-            (obs.shape[0], self.action_dim) if self.continuous else (obs.shape[0],),
-            dtype=torch.float32 if self.continuous else torch.int64,
-        )
-        for k in np.unique(heads):
-            rows = torch.from_numpy(np.flatnonzero(heads == k))
-            policy = self.policies[int(k)]
-            out[rows] = (
-                policy.mode(obs[rows]) if noise is None else policy.sample(obs[rows], noise[rows])
-            ).to(out.dtype)
-        return out
-
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        heads = np.zeros(obs.shape[0], dtype=np.int64)
-        if self._decode is not None:
-            heads = np.array([min(self._decode(o)[1], self.config.horizon - 1) for o in obs.numpy()])
-        if deterministic:
-            return self._actions(obs, heads, None)
-        noise = torch.randn(obs.shape[0], self.action_dim) if self.continuous else torch.rand(obs.shape[0])
-        return self._actions(obs, heads, noise)
+        return hnpg_act(self.policies, self._decode, self.config.horizon, obs, deterministic)
+
+    inference_keys = ("policies",)
+
+    @classmethod
+    def _inference_act(
+        cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any], env: Any
+    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+        policies = [Policy(obs_dim, action_space, config.policy_hidden_sizes) for _ in algo_state["policies"]]
+        for policy, saved in zip(policies, algo_state["policies"], strict=True):
+            policy.load_state_dict(saved)
+        decode = None
+        if config.finite_horizon:  # the step h comes from the observation, which only the env can decode
+            made = make_env_fn(env, **config.env_kwargs)()
+            decode = getattr(made.unwrapped, "decode_observation", None)
+            made.close()
+            if decode is None:
+                raise ConfigError("finite_horizon needs an env with decode_observation (the combination lock)")
+        return functools.partial(hnpg_act, policies, decode, config.horizon)
 
     # -- the loop -------------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
@@ -186,7 +151,7 @@ class HNPG(Agent):
                         f"{self.env_id} ran past horizon={cfg.horizon}; set horizon to the episode length"
                     )
                 obs_raw = self.vec.obs
-                actions = self._actions(self._norm(obs_raw), heads, noise[i]).numpy()
+                actions = head_actions(self.policies, self._norm(obs_raw), heads, noise[i]).numpy()
                 result = self.vec.step(self.vec.clip_actions(actions) if self.continuous else actions)
                 self.buffer.add(
                     obs_raw, actions, result.rewards, result.terminated, result.truncated, result.final_obs
@@ -281,13 +246,8 @@ class HNPG(Agent):
                 j = torch.randint(
                     0, max(len(off[0]), 1), (min(cfg.critic_batch, len(off[0])),), generator=self.torch_rng
                 )
-                loss, mc, td = critic_loss(
-                    critic(on[0][i], on[1][i]),
-                    on[2][i],
-                    critic(off[0][j], off[1][j]),
-                    off[2][j],
-                    cfg.td_weight,
-                )
+                loss, mc, td = critic_loss(critic(on[0][i], on[1][i]), on[2][i], critic(off[0][j], off[1][j]),
+                                           off[2][j], cfg.td_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -302,16 +262,35 @@ class HNPG(Agent):
         }
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
-        parts = zip(
-            self.policies,
-            self.critics,
-            self.critic_opts,
-            state["policies"],
-            state["critics"],
-            state["critic_opts"],
-            strict=True,
-        )
+        parts = zip(self.policies, self.critics, self.critic_opts, state["policies"], state["critics"],
+                    state["critic_opts"], strict=True)
         for policy, critic, opt, p_state, c_state, o_state in parts:
             policy.load_state_dict(p_state)
             critic.load_state_dict(c_state)
             opt.load_state_dict(o_state)
+
+
+def head_actions(policies: list[Policy], obs: torch.Tensor, heads: np.ndarray, noise: torch.Tensor | None
+                 ) -> torch.Tensor:
+    """Per-head sample (noise given) or mode; ``heads`` picks each row's policy."""
+    first = policies[0]
+    out = torch.zeros((obs.shape[0],) if first.discrete else (obs.shape[0], first.action_dim),
+                      dtype=torch.int64 if first.discrete else torch.float32)
+    for k in np.unique(heads):
+        rows = torch.from_numpy(np.flatnonzero(heads == k))
+        policy = policies[int(k)]
+        out[rows] = (policy.mode(obs[rows]) if noise is None else policy.sample(obs[rows], noise[rows])).to(out.dtype)
+    return out
+
+
+def hnpg_act(policies: list[Policy], decode: Callable[[np.ndarray], tuple[int, int]] | None, horizon: int,
+             obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+    """Actions for normalized observations; with ``decode`` (finite horizon) each row's head is its step h."""
+    heads = np.zeros(obs.shape[0], dtype=np.int64)
+    if decode is not None:
+        heads = np.array([min(decode(o)[1], horizon - 1) for o in obs.numpy()])
+    if deterministic:
+        return head_actions(policies, obs, heads, None)
+    dim = policies[0].action_dim
+    noise = torch.rand(obs.shape[0]) if policies[0].discrete else torch.randn(obs.shape[0], dim)
+    return head_actions(policies, obs, heads, noise)

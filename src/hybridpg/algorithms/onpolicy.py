@@ -12,6 +12,7 @@ PPO's "old" log-prob is always log pi_theta recomputed just before the update, n
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -62,10 +63,17 @@ class OnPolicyAgent(Agent):
                               cfg, self.torch_rng)
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        if deterministic:
-            return self.policy.mode(obs)
-        noise = torch.randn(obs.shape[0], self.policy.action_dim) if self.continuous else torch.rand(obs.shape[0])
-        return self.policy.sample(obs, noise)
+        return self.policy.act(obs, deterministic)
+
+    inference_keys = ("policy",)
+
+    @classmethod
+    def _inference_act(
+        cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any], env: Any
+    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+        policy = Policy(obs_dim, action_space, config.hidden_sizes)
+        policy.load_state_dict(algo_state["policy"])
+        return policy.act
 
     # -- the loop -----------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:

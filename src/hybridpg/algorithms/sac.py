@@ -33,7 +33,7 @@ from hybridpg.config import SACConfig
 from hybridpg.data.replay import Batch, ReplayBuffer
 from hybridpg.ensemble_mlp import EnsembleMLP, native_bf16_matmul
 from hybridpg.optim import LeanAdam
-from hybridpg.squash import LOG_STD_MAX, LOG_STD_MIN, squashed_gaussian
+from hybridpg.squash import LOG_STD_MAX, LOG_STD_MIN, squashed_gaussian_sample, squashed_gaussian_samples
 
 
 class SquashedGaussianActor(nn.Module):
@@ -68,19 +68,15 @@ class SquashedGaussianActor(nn.Module):
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterized squashed sample and its log-density (of the env-scaled action)."""
-        return squashed_gaussian(self.net(obs).squeeze(0), self._noise(len(obs)), self.log_scale_sum)
+        return squashed_gaussian_sample(self.net, obs, self._noise(len(obs)), self.log_scale_sum)
 
     def sample_pair(
         self, obs_fixed: torch.Tensor, obs: torch.Tensor
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """``sample`` on two batches from one network pass and one noise draw (the same draws as
         two calls): the first without gradient, the second with it."""
-        k = len(obs_fixed)
-        out_fixed, out = self.net.forward_split(torch.cat([obs_fixed, obs]), k)
-        noise = self._noise(k + len(obs))
-        with torch.no_grad():
-            fixed = squashed_gaussian(out_fixed.squeeze(0), noise[:k], self.log_scale_sum)
-        return fixed, squashed_gaussian(out.squeeze(0), noise[k:], self.log_scale_sum)
+        noise = self._noise(len(obs_fixed) + len(obs))
+        return squashed_gaussian_samples(self.net, obs_fixed, obs, noise, self.log_scale_sum)
 
 
 class EnsembleCritic(nn.Module):
@@ -92,7 +88,7 @@ class EnsembleCritic(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, detached: bool = False) -> torch.Tensor:
         """Q values, shape (n, batch). ``detached``: no gradient reaches the critic's weights."""
-        return self.mlp(torch.cat([obs, actions], dim=-1), detached).squeeze(-1)
+        return self.mlp(obs, actions, detached=detached).squeeze(-1)
 
 
 class SAC(Agent):
@@ -157,7 +153,7 @@ class SAC(Agent):
 
     def alpha_loss(self, logp: torch.Tensor) -> torch.Tensor:
         """Raises alpha when the policy's entropy (-log pi) is below the target, lowers it above."""
-        return -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        return -self.log_alpha * (logp.detach().mean() + self.target_entropy)
 
     def _gradient_step(self, b: Batch, actor_step: bool, log: bool = True) -> dict[str, torch.Tensor]:
         """One update; the losses (``log``) are returned only for the steps that are logged."""

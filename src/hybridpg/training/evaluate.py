@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
-from hybridpg.envs.vector import make_env_fn
-from hybridpg.training.learner import Learner
+from hybridpg.envs.vector import env_failure, make_env_fn
+from hybridpg.errors import HybridPGError
+from hybridpg.training.learner import Actor
 
 
 class EvaluationStopped(Exception):
@@ -31,7 +33,7 @@ class EvalResult:
 
 
 def evaluate(
-    agent: Learner,
+    agent: Actor,
     env: gym.Env | str | None = None,
     n_episodes: int = 10,
     seed: int = 0,
@@ -50,14 +52,16 @@ def evaluate(
     lengths: list[int] = []
     try:
         for i in range(n_episodes):
-            obs, _ = the_env.reset(seed=seed + i)
+            with _env_errors(agent, env, "failed in evaluation (reset)"):
+                obs, _ = the_env.reset(seed=seed + i)
             done, total, length = False, 0.0, 0
             while not done:
                 if stop is not None and stop():
                     raise EvaluationStopped
                 action, _ = agent.predict(obs, deterministic=deterministic)
-                obs, reward, terminated, truncated, _ = the_env.step(action)
-                total += float(reward)
+                with _env_errors(agent, env, "failed in evaluation (step)"):
+                    obs, reward, terminated, truncated, _ = the_env.step(action)
+                    total += float(reward)
                 length += 1
                 done = bool(terminated or truncated)
             returns.append(total)
@@ -66,3 +70,15 @@ def evaluate(
         if own:
             the_env.close()
     return EvalResult(returns, lengths)
+
+
+@contextlib.contextmanager
+def _env_errors(agent: Actor, env: gym.Env | str | None, what: str) -> Iterator[None]:
+    """An exception raised inside the evaluation env is one error line naming the env, not a traceback."""
+    try:
+        yield
+    except HybridPGError:
+        raise
+    except Exception as exc:
+        raise env_failure(env if env is not None else agent.env_spec,
+                          agent.config.env_kwargs if env is None else None, what, exc) from None

@@ -41,20 +41,14 @@ class RunRecord:
         self.best_eval = None if best is None else float(best)
 
 
-class Learner(Protocol):
-    """An agent as the run, the evaluation and the callbacks see it."""
+class Actor(Protocol):
+    """What evaluation needs: actions for observations, and the env (with its keywords) to evaluate on."""
 
-    env_spec: Any  # a Gymnasium id, an Env instance or a factory
-    env_id: str
-    seed: int
-    global_step: int
-    updates: int
-    record: RunRecord
+    @property
+    def env_spec(self) -> Any: ...  # a Gymnasium id, an Env instance or a factory
 
     @property
     def config(self) -> BaseConfig: ...  # read-only here, so an agent may narrow its config's type
-
-    def save(self, path: str | Path) -> None: ...
 
     def predict(
         self,
@@ -63,3 +57,15 @@ class Learner(Protocol):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]: ...
+
+
+class Learner(Actor, Protocol):
+    """An agent as the run and the callbacks see it."""
+
+    env_id: str
+    seed: int
+    global_step: int
+    updates: int
+    record: RunRecord
+
+    def save(self, path: str | Path) -> None: ...
