@@ -98,26 +98,32 @@ def test_real_shapes_output_and_every_gradient_match_autograd(
 
 
 @pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
-@pytest.mark.parametrize(("n", "in_dim", "out_dim"), REAL_SHAPES)
-def test_split_forward_trains_only_the_rows_after_the_split(
-    hidden: tuple[int, int], n: int, in_dim: int, out_dim: int
-) -> None:
-    """``forward_split``: one pass; the rows before the split carry no gradient, the rest carry autograd's."""
-    torch.manual_seed(5)
-    mlp = EnsembleMLP(n, in_dim, hidden, out_dim)
-    x = torch.randn(512, in_dim, requires_grad=True)
-    upstream = torch.randn(n, 256, out_dim)
-    head, rest = mlp.forward_split(x, 256)
-    assert not head.requires_grad and rest.requires_grad
-    torch.testing.assert_close(head, reference(mlp, x[:256]).detach(), rtol=1e-5, atol=1e-5)
-    theirs = reference(mlp, x)[:, 256:]
-    torch.testing.assert_close(rest, theirs, rtol=1e-5, atol=1e-5)
-    for g_ours, g_ref in zip(grads(mlp, x, rest, upstream), grads(mlp, x, theirs, upstream), strict=True):
-        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)
-    with torch.no_grad():  # without a graph: the same values
-        head_ng, rest_ng = mlp.forward_split(x, 256)
-    torch.testing.assert_close(head_ng, head)
-    torch.testing.assert_close(rest_ng, rest.detach())
+@pytest.mark.parametrize("detached", [False, True])
+def test_input_blocks_get_their_own_gradients(hidden: tuple[int, int], detached: bool) -> None:
+    """The critic's input as (observation, action) blocks at Hopper-v5 shapes: the same output and
+    weight gradients as on the concatenated input, the action's gradient equal to that input's
+    columns, none for the observation (which needs none), none for detached weights."""
+    torch.manual_seed(6)
+    mlp = EnsembleMLP(2, 14, hidden, 1)
+    obs, act = torch.randn(256, 11), torch.randn(256, 3, requires_grad=True)
+    x = torch.cat([obs, act.detach()], dim=-1).requires_grad_()
+    upstream = torch.randn(2, 256, 1)
+    ours = mlp(obs, act, detached=detached)
+    theirs = reference(mlp, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    mlp.zero_grad(set_to_none=True)
+    (ours * upstream).sum().backward()
+    ours_w = [p.grad for p in mlp.parameters()]
+    mlp.zero_grad(set_to_none=True)
+    (theirs * upstream).sum().backward()
+    assert act.grad is not None and x.grad is not None
+    torch.testing.assert_close(act.grad, x.grad[:, 11:], rtol=1e-5, atol=1e-5)
+    for g_ours, p in zip(ours_w, mlp.parameters(), strict=True):
+        if detached:
+            assert g_ours is None
+        else:
+            assert g_ours is not None and p.grad is not None
+            torch.testing.assert_close(g_ours, p.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_copies_and_loaded_weights_are_the_ones_used() -> None:

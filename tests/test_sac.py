@@ -20,7 +20,7 @@ from hybridpg.cli import main
 from hybridpg.data.replay import Batch, ReplayBuffer
 from hybridpg.ensemble_mlp import EnsembleMLP, native_bf16_matmul
 from hybridpg.errors import ConfigError, EnvError
-from hybridpg.squash import squash, squashed_gaussian
+from hybridpg.squash import squash
 from hybridpg.training.evaluate import evaluate
 
 SMALL: dict[str, Any] = {"hidden_sizes": (32, 32), "learning_starts": 100, "batch_size": 32, "log_freq": 50,
@@ -109,8 +109,9 @@ def test_ensemble_critic_equals_separate_networks() -> None:
 
 
 # -- plain-autograd references: the same math as torch ops, each recorded by autograd ----------------
-def plain_mlp(mlp: EnsembleMLP, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
+def plain_mlp(mlp: EnsembleMLP, *xs: torch.Tensor, detached: bool = False) -> torch.Tensor:
     """Each member of ``mlp`` as a plain MLP (``x @ w + b``, ReLU) on its own slices of the weights."""
+    x = torch.cat(xs, dim=-1)
     outs = []
     for j in range(mlp.n):
         layers = mlp.member_weights(j)
@@ -212,49 +213,15 @@ def test_gradient_step_equals_the_plain_autograd_step(policy_frequency: int) -> 
 HOPPER_OBS, HOPPER_ACT, ROWS = 11, 3, 256
 
 
-def test_squashed_gaussian_node_matches_plain_autograd_at_the_clamp_ends() -> None:
-    """The squashed-Gaussian node's outputs and input gradient equal autograd's through plain ops, with
-    raw log-stds inside, beyond and exactly at both clamp ends (where torch.clamp passes gradient)."""
-    torch.manual_seed(0)
-    mean = torch.randn(ROWS, HOPPER_ACT) * 2
-    raw_log_std = torch.randn(ROWS, HOPPER_ACT)
-    ends = torch.tensor([LOG_STD_MIN, LOG_STD_MAX, LOG_STD_MIN - 1.0, LOG_STD_MAX + 1.0, LOG_STD_MIN + 1e-3,
-                         LOG_STD_MAX - 1e-3])
-    raw_log_std.view(-1)[: len(ends) * 8] = ends.repeat(8)  # 8 of each
-    # the network's layout: the output is a transposed view of (2A, rows)
-    out = torch.cat([mean, raw_log_std], dim=-1).t().contiguous().t().requires_grad_()
-    noise = torch.randn(ROWS, HOPPER_ACT)
-    g_a, g_logp = torch.randn(ROWS, HOPPER_ACT), torch.randn(ROWS)
-    results = []
-    for fn in (squashed_gaussian, plain_squashed_gaussian):
-        a, logp = fn(out, noise, 0.7)
-        out.grad = None
-        ((a * g_a).sum() + (logp * g_logp).sum()).backward()
-        assert out.grad is not None
-        results.append((a.detach(), logp.detach(), out.grad.clone()))
-    (a, logp, g_out), (a_ref, logp_ref, g_ref) = results
-    torch.testing.assert_close(a, a_ref, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
-    g_log_std = g_out[:, HOPPER_ACT:]
-    assert bool((g_log_std[raw_log_std == LOG_STD_MIN] != 0).all()) and bool((g_log_std[raw_log_std == LOG_STD_MAX]
-                                                                             != 0).all())
-    assert bool((g_log_std[(raw_log_std < LOG_STD_MIN) | (raw_log_std > LOG_STD_MAX)] == 0).all())
-
-
-@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
-@pytest.mark.parametrize("paired", [False, True])
-def test_actor_sample_matches_plain_autograd(hidden: tuple[int, int], paired: bool) -> None:
-    """``sample`` and ``sample_pair`` (one network pass for a' and a~, the first without gradient)
-    at Hopper-v5 shapes and a 256-row batch: outputs and every weight gradient equal autograd's through
-    a plain MLP and the plain squash, with some raw log-stds beyond the clamp's upper end."""
-    torch.manual_seed(1)
-    actor = SquashedGaussianActor(HOPPER_OBS, HOPPER_ACT, hidden, log_scale_sum=0.0)
-    with torch.no_grad():
-        actor.net.b_out[0, HOPPER_ACT:] += 2.0
-    obs_fixed, obs = torch.randn(ROWS, HOPPER_OBS), torch.randn(ROWS, HOPPER_OBS)
-    g_a, g_logp = torch.randn(ROWS, HOPPER_ACT), torch.randn(ROWS)
+def compare_actor_sample_with_plain(actor: SquashedGaussianActor, paired: bool) -> torch.Tensor:
+    """``sample`` (or ``sample_pair``) against the plain MLP and plain squash on the same noise, at a
+    256-row batch: (a, log pi) and the gradients of every weight and of the observations, for a
+    loss with random weights on both outputs. Returns the raw log-stds of the trained rows."""
     torch.manual_seed(2)
+    obs_fixed, obs = torch.randn(ROWS, HOPPER_OBS), torch.randn(ROWS, HOPPER_OBS, requires_grad=True)
+    g_a, g_logp = torch.randn(ROWS, HOPPER_ACT), torch.randn(ROWS)
+    actor.zero_grad()
+    torch.manual_seed(3)
     if paired:
         (a_fixed, logp_fixed), (a, logp) = actor.sample_pair(obs_fixed, obs)
         assert not a_fixed.requires_grad and not logp_fixed.requires_grad
@@ -262,24 +229,67 @@ def test_actor_sample_matches_plain_autograd(hidden: tuple[int, int], paired: bo
         a, logp = actor.sample(obs)
     ((a * g_a).sum() + (logp * g_logp).sum()).backward()
     ours = [p.grad for p in actor.parameters()]
+    g_obs = obs.grad
     actor.zero_grad()
-    torch.manual_seed(2)
+    obs.grad = None
+    torch.manual_seed(3)
     noise = torch.randn(2 * ROWS if paired else ROWS, HOPPER_ACT)
     out = plain_mlp(actor.net, obs)[0]
-    raw_log_std = out.detach()[:, HOPPER_ACT:]
-    assert bool((raw_log_std > LOG_STD_MAX).any()) and bool((raw_log_std < LOG_STD_MAX).any())
-    a_ref, logp_ref = plain_squashed_gaussian(out, noise[-ROWS:], 0.0)
+    a_ref, logp_ref = plain_squashed_gaussian(out, noise[-ROWS:], actor.log_scale_sum)
     ((a_ref * g_a).sum() + (logp_ref * g_logp).sum()).backward()
     torch.testing.assert_close(a, a_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logp, logp_ref, rtol=1e-5, atol=1e-5)
     if paired:
         with torch.no_grad():
-            a_fixed_ref, logp_fixed_ref = plain_squashed_gaussian(plain_mlp(actor.net, obs_fixed)[0], noise[:ROWS], 0.0)
+            out_fixed = plain_mlp(actor.net, obs_fixed)[0]
+            a_fixed_ref, logp_fixed_ref = plain_squashed_gaussian(out_fixed, noise[:ROWS], actor.log_scale_sum)
         torch.testing.assert_close(a_fixed, a_fixed_ref, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(logp_fixed, logp_fixed_ref, rtol=1e-5, atol=1e-5)
-    for g, p in zip(ours, actor.parameters(), strict=True):
+    for g, p in zip([g_obs, *ours], [obs, *actor.parameters()], strict=True):
         assert g is not None and p.grad is not None
         torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-5)
+    return out.detach()[:, HOPPER_ACT:]
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+@pytest.mark.parametrize("paired", [False, True])
+def test_actor_sample_matches_plain_autograd(hidden: tuple[int, int], paired: bool) -> None:
+    """The actor's sample node (network, clamp, tanh, log-density in one) at Hopper-v5 shapes, alone
+    and paired (one network pass for a' and a~, the first without gradient), with some raw
+    log-stds beyond the clamp's upper end and some inside."""
+    torch.manual_seed(1)
+    actor = SquashedGaussianActor(HOPPER_OBS, HOPPER_ACT, hidden, log_scale_sum=0.7)
+    with torch.no_grad():
+        actor.net.b_out[0, HOPPER_ACT:] += 2.0
+    raw_log_std = compare_actor_sample_with_plain(actor, paired)
+    assert bool((raw_log_std > LOG_STD_MAX).any()) and bool((raw_log_std < LOG_STD_MAX).any())
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+@pytest.mark.parametrize("raw_log_stds", [(LOG_STD_MIN, LOG_STD_MAX, 0.5),
+                                          (LOG_STD_MIN - 1.0, LOG_STD_MAX + 1.0, LOG_STD_MIN + 1e-3)])
+def test_actor_sample_matches_plain_autograd_at_the_clamp_ends(
+    hidden: tuple[int, int], raw_log_stds: tuple[float, float, float]
+) -> None:
+    """Raw log-stds exactly at both clamp ends (where torch.clamp passes gradient), beyond them (where
+    it passes none) and just inside: zero log-std rows in the output layer make the raw log-std of
+    each action dimension exactly its bias."""
+    torch.manual_seed(4)
+    actor = SquashedGaussianActor(HOPPER_OBS, HOPPER_ACT, hidden, log_scale_sum=0.0)
+    with torch.no_grad():
+        actor.net.w_out[0, HOPPER_ACT:] = 0.0
+        actor.net.b_out[0, HOPPER_ACT:, 0] = torch.tensor(raw_log_stds)
+    for paired in (False, True):
+        raw_log_std = compare_actor_sample_with_plain(actor, paired)
+        assert torch.equal(raw_log_std, torch.tensor(raw_log_stds).expand(ROWS, -1))
+    # the clamp's gradient at each end and beyond, through the log-std bias
+    actor.zero_grad()
+    a, logp = actor.sample(torch.randn(ROWS, HOPPER_OBS))
+    (a.sum() + logp.sum()).backward()
+    assert actor.net.b_out.grad is not None
+    g_bias = actor.net.b_out.grad[0, HOPPER_ACT:, 0]
+    inside = torch.tensor([LOG_STD_MIN <= v <= LOG_STD_MAX for v in raw_log_stds])
+    assert bool((g_bias[inside] != 0).all()) and bool((g_bias[~inside] == 0).all())
 
 
 def test_replay_buffer_wraps_and_samples_stored_rows() -> None:

@@ -185,9 +185,7 @@ class EnsembleMLP(nn.Module):
         """``(n, batch, out_dim)`` on the input ``xs`` concatenated on the last dimension (e.g.
         observation and action: only the blocks that need a gradient get one). ``detached``:
         gradients reach the input but not the weights."""
-        params = self._params()
-        if detached:
-            params = [p.detach() for p in params]
+        params = [p.detach() for p in self._param_list] if detached else self._param_list
         if torch.is_grad_enabled() and (any(x.requires_grad for x in xs) or any(p.requires_grad for p in params)):
             out: torch.Tensor = _EnsembleMLPFunction.apply(self.matmul_dtype, len(xs), *xs, *params)
             return out

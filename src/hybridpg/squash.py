@@ -47,12 +47,13 @@ def squash(u: torch.Tensor, noise: torch.Tensor, log_std: torch.Tensor, log_scal
 
 
 def _squash_forward(out: torch.Tensor, noise: torch.Tensor, log_scale_sum: float) -> tuple[torch.Tensor, ...]:
-    """(a, log pi, std) from the network output ``out = (mean, raw log-std)``, without a graph."""
+    """(a, log pi, std, raw log-std) from the network output ``out = (mean, raw log-std)``, without
+    a graph."""
     mean, raw_log_std = out.chunk(2, dim=-1)
     log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
     std = log_std.exp()
     a, logp = squash(torch.addcmul(mean, std, noise), noise, log_std, log_scale_sum)
-    return a, logp, std
+    return a, logp, std, raw_log_std
 
 
 def _squash_backward(
@@ -80,8 +81,7 @@ class _SquashedGaussianSample(torch.autograd.Function):
         w_in: torch.Tensor, b_in: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor, *hidden: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         out, acts = mlp_forward(x, dtype, w_in, b_in, w_out, b_out, hidden)
-        a, logp, std = _squash_forward(out[0], noise, log_scale_sum)
-        raw_log_std = out[0].chunk(2, dim=-1)[1]
+        a, logp, std, raw_log_std = _squash_forward(out[0], noise, log_scale_sum)
         ctx.dtype, ctx.split, ctx.n_hidden = dtype, split, len(hidden)
         if split:  # only the rows from split on are back-propagated
             ctx.save_for_backward(x[split:], w_in, w_out, *hidden[0::2], *(h[:, split:] for h in acts),
@@ -120,7 +120,7 @@ def _sample(
             x, noise, split, log_scale_sum, net.matmul_dtype, *params)
         return out
     mlp_out = mlp_forward(x, net.matmul_dtype, params[0], params[1], params[2], params[3], tuple(params[4:]))[0]
-    a, logp, _ = _squash_forward(mlp_out[0], noise, log_scale_sum)
+    a, logp, _, _ = _squash_forward(mlp_out[0], noise, log_scale_sum)
     return (a[:split], logp[:split], a[split:], logp[split:]) if split else (a, logp)
 
 

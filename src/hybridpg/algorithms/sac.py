@@ -5,14 +5,16 @@ Per gradient step: critic regression onto y = r + gamma (1 - terminated) (min_j 
 critic, then the temperature loss -log alpha (log pi + target entropy), then Polyak averaging.
 
 The update below is that math with ordinary autograd. The speed lives in the modules it calls,
-each pinned to a plain-autograd reference by tests: both critics (and both targets) are one
-``EnsembleMLP`` (``ensemble_mlp.py``) whose layers are batched matmuls and whose backward is one
-autograd node written out; the squashed-Gaussian sample (clamp, tanh, log-density) is one node
-too (``squash.py``); one actor pass draws both the target's a' and the actor loss's a~, its
-backward running on the a~ rows only (``EnsembleMLP.forward_split``); batches are gathered by
-index from preallocated tensors; Adam is torch's fused kernel called directly, once for actor and
-temperature; Polyak averaging is one fused ``_foreach_lerp_``; losses are returned only on the
-steps that are logged. Timings: BENCHMARKS.md, SAC.
+each pinned to a plain-autograd reference by tests (``tests/test_sac.py``,
+``tests/test_ensemble_mlp.py``): both critics (and both targets) are one ``EnsembleMLP`` whose
+layers are batched matmuls and whose backward is one autograd node written out, taking the
+observation and the action as separate inputs so that only the action gets an input gradient;
+the actor's sample (network, log-std clamp, tanh, log-density) is one such node too
+(``squash.py``), and one actor pass draws both the target's a' and the actor loss's a~, its
+backward running on the a~ rows only; batches are gathered by index from preallocated tensors;
+Adam is torch's fused kernel called directly, once for actor and temperature; Polyak averaging
+is one fused ``_foreach_lerp_``; losses are returned only on the steps that are logged.
+What autograd itself costs per step (its graph, the engine, the loss nodes): BENCHMARKS.md, SAC.
 The critic sees actions in [-1, 1] (the squashed sample); the env gets them scaled to its bounds.
 """
 
