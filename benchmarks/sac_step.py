@@ -1,9 +1,10 @@
 """Time SAC's gradient step alone on Hopper-v5 (no env steps), to compare code versions.
 
-Builds ``SAC("Hopper-v5")``, fills the buffer with ``--fill`` random-action steps, then times
-``--repeats`` blocks of ``--steps`` gradient steps on ``--batch-size``-row batches and prints the
-median ms per step. A tiny batch (e.g. 8) shows the per-step overhead that does not scale with
-the matmuls. To compare with an older checkout, run it with ``PYTHONPATH=<checkout>/src``.
+Builds ``SAC("Hopper-v5")`` with ``--hidden`` layers (default 256 256), fills the buffer with
+``--fill`` random-action steps, then times ``--repeats`` blocks of ``--steps`` gradient steps on
+``--batch-size``-row batches and prints the median ms per step. A tiny batch (e.g. 8) shows the
+per-step overhead that does not scale with the matmuls. To compare with an older checkout, run it
+with ``PYTHONPATH=<checkout>/src``.
 
 ``--matmuls-only`` times instead exactly the matrix products one step runs (shapes for Hopper-v5:
 obs 11, action 3, hidden 256-256, batch 256; layouts as ``EnsembleMLP`` uses them) and nothing
@@ -11,6 +12,7 @@ else: the floor that op fusion cannot lower. The difference to the full step is 
 optimizer steps and per-op overhead.
 
     python benchmarks/sac_step.py --threads 1 2 --batch-size 256
+    python benchmarks/sac_step.py --threads 1 --hidden 64 64
     python benchmarks/sac_step.py --threads 1 2 --matmuls-only
 """
 
@@ -102,6 +104,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer widths")
     p.add_argument("--fill", type=int, default=2000)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=5)
@@ -121,13 +124,13 @@ def main() -> None:
             label = "matmuls only"
         else:
             agent = SAC("Hopper-v5", seed=0, learning_starts=args.fill, torch_threads=threads, eval_freq=0,
-                        checkpoint_freq=0, eval_episodes=1, compile=args.compile)
+                        checkpoint_freq=0, eval_episodes=1, compile=args.compile, hidden_sizes=tuple(args.hidden))
             agent.learn(args.fill, progress=False)
             times = time_blocks(GradientSteps(agent, args.batch_size), args.steps, args.repeats)
             agent.close()
-            label = f"batch={args.batch_size}"
-        runs = ", ".join(f"{t:.1f}" for t in times)
-        print(f"{hybridpg.__file__}: threads={threads} {label} {statistics.median(times):.1f} ms/step (runs {runs})")
+            label = f"batch={args.batch_size} hidden={'-'.join(map(str, args.hidden))}"
+        runs = ", ".join(f"{t:.2f}" for t in times)
+        print(f"{hybridpg.__file__}: threads={threads} {label} {statistics.median(times):.2f} ms/step (runs {runs})")
 
 if __name__ == "__main__":
     main()
