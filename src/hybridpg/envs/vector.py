@@ -1,4 +1,4 @@
-"""Environment construction and a lean vector env with same-step autoreset.
+"""A lean vector env with same-step autoreset.
 
 Why our own sync vector env: with one or a few envs, gymnasium's SyncVectorEnv costs a noticeable
 share of each step, and its default NEXT_STEP autoreset inserts a dummy transition. Ours steps
@@ -10,7 +10,6 @@ SAME_STEP mode behind the same interface.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import reprlib
 import signal
@@ -23,138 +22,23 @@ import numpy as np
 import torch
 from gymnasium.vector.async_vector_env import AsyncState
 
+from hybridpg.envs.env_state import _seed_spaces, _StateAccess, capture_env_state, restore_env_state
+from hybridpg.envs.making import (
+    EnvSpec,
+    _describe,
+    _one_line,
+    _WorkerFailure,
+    env_failure,
+    env_name,
+    make_env_fn,
+)
 from hybridpg.errors import EnvError, HybridPGError, NonFiniteError
 
-EnvSpec = str | gym.Env | Callable[[], gym.Env]
-
-
-def _ensure_registered() -> None:
-    try:
-        from hybridpg.envs.registry import import_exported_modules, register_envs
-    except ImportError:  # toy envs are optional at import time
-        return
-    register_envs()
-    import_exported_modules()
-
-
-def make_env_fn(env: EnvSpec, **kwargs: Any) -> Callable[[], gym.Env]:
-    """A picklable-enough factory for one env; validates the id and the kwargs it can check eagerly,
-    and turns any failure of ``gym.make`` into one EnvError line naming the env and its kwargs."""
-    if kwargs and not isinstance(env, str):
-        raise EnvError(f"env_kwargs {kwargs} need a Gymnasium id, not {type(env).__name__}")
-    if isinstance(env, gym.Env):
-        instance = env
-        return lambda: instance
-    if callable(env):
-        return env
-    if not isinstance(env, str):
-        raise EnvError(f"env must be a Gymnasium id, an Env instance or a factory, got {type(env).__name__}")
-    env_id = env
-    _ensure_registered()
-    from hybridpg.envs.registry import import_module_of
-
-    try:
-        spec = gym.spec(import_module_of(env_id))  # gym.make imports the module of "module:EnvId" itself; spec does not
-    except EnvError:
-        raise
-    except Exception as exc:  # gymnasium raises several error types for bad ids
-        raise EnvError(f"unknown environment id '{env_id}': {str(exc).splitlines()[0]}") from None
-    _check_env_kwargs(env_id, spec, kwargs)
-
-    def factory() -> gym.Env:
-        try:
-            return gym.make(env_id, **kwargs)
-        except gym.error.DependencyNotInstalled as exc:
-            raise EnvError(f"environment '{env_id}' needs an extra package: {exc}") from None
-        except HybridPGError:
-            raise
-        except Exception as exc:  # the env's own constructor, fed a value it cannot use
-            raise EnvError(f"cannot build {_describe(env_id, kwargs)}: {_one_line(exc)}") from None
-
-    return factory
-
-
-def _describe(env: EnvSpec, kwargs: dict[str, Any] | None) -> str:
-    label = env if isinstance(env, str) else getattr(env, "__qualname__", None) or env_name(env)
-    name = f"environment '{label}'"
-    return f"{name} with env_kwargs {kwargs}" if kwargs else name
-
-
-def env_failure(env: EnvSpec, kwargs: dict[str, Any] | None, what: str, exc: BaseException) -> EnvError:
-    """The one-line error for an exception raised inside an env, e.g. ``what="failed in step"``;
-    for every loop that steps an env itself."""
-    return EnvError(f"{_describe(env, kwargs)} {what}: {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    """``Type: first line`` of an exception raised inside an env (its traceback is not the user's)."""
-    # gymnasium appends "was raised from the environment creator ..." (the id and kwargs again)
-    text = str(exc).split(" was raised from")[0].strip()
-    line = text.splitlines()[0] if text else ""
-    if isinstance(exc, _WorkerFailure):  # already "Type: message" from the worker
-        return line
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= 1)
-
-
-def _check_env_kwargs(env_id: str, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> None:
-    """Refuse kwargs that would otherwise fail deep inside the env, or never fail at all (a
-    negative MuJoCo frame_skip runs, with time going backwards), before anything is built."""
-    where = _describe(env_id, kwargs)
-    steps = kwargs.get("max_episode_steps")
-    if steps is not None and not _positive_int(steps):
-        raise EnvError(f"{where}: max_episode_steps={steps!r} must be a positive integer "
-                       "(or none for the registered limit)")
-    if "frame_skip" in kwargs and not _positive_int(kwargs["frame_skip"]):
-        raise EnvError(f"{where}: frame_skip={kwargs['frame_skip']!r} must be a positive integer")
-    defaults = _constructor_defaults(spec)
-    for name, value in kwargs.items():
-        given, expected = _kind(value), _kind(defaults.get(name))
-        # e.g. text for a weight: accepted by the constructor, a TypeError only at the first step.
-        # Only mismatches no env accepts; a sequence for a number may be a per-dimension value.
-        if (given == "text" and expected not in (None, "text")) or (
-            given in ("a number", "a flag") and expected == "a sequence"
-        ):
-            raise EnvError(f"{where}: {name}={value!r} is {given}, the env expects {expected} "
-                           f"(default {defaults[name]!r})")
-
-
-def _kind(value: Any) -> str | None:
-    """The broad kind of a kwarg value or default, where a mismatch is certainly a mistake."""
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool | np.bool_):
-        return "a flag"
-    if isinstance(value, int | float | np.integer | np.floating):
-        return "a number"
-    if isinstance(value, tuple | list):
-        return "a sequence"
-    return None
-
-
-def _constructor_defaults(spec: gym.envs.registration.EnvSpec) -> dict[str, Any]:
-    try:
-        entry = spec.entry_point
-        creator: Any = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-        params = inspect.signature(creator).parameters.values()
-    except Exception:  # an entry point that cannot be loaded or inspected: gym.make reports it
-        return {}
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-
-
-def _seed_spaces(env: gym.Env, seed: int | None) -> None:
-    env.action_space.seed(seed)
-    env.observation_space.seed(seed)
+# construction lives in making.py; these names stay importable from here
+__all__ = ["EnvSpec", "StepResult", "VecEnv", "env_failure", "env_name", "make_env_fn"]
 
 
 _PLAIN_REWARDS = (float, int)  # a tuple: isinstance with one is cheaper than with float | int
-
-
-class _WorkerFailure(RuntimeError):
-    """An exception raised inside an async worker, as ``Type: message``."""
 
 
 class _QuietAsyncVectorEnv(gym.vector.AsyncVectorEnv):
@@ -187,14 +71,6 @@ def _worker_factory(factory: Callable[[], gym.Env], parent_pid: int) -> Callable
         return _StateAccess(factory())
 
     return build
-
-
-def env_name(env: EnvSpec) -> str:
-    if isinstance(env, str):
-        return env
-    if isinstance(env, gym.Env) and env.spec is not None:
-        return env.spec.id
-    return type(env).__name__
 
 
 @dataclass
@@ -440,127 +316,3 @@ class VecEnv:
         self.episode_lengths = state["episode_lengths"].numpy().astype(np.int64).copy()
         self.total_steps = int(state["total_steps"])
         return exact
-
-
-# -- per-env state capture ---------------------------------------------------------------------------
-# Env families whose whole dynamic state lives in plain attributes (plus MuJoCo's physics, handled
-# separately); for anything else the capture is best effort and resume is not promised bit-exact.
-EXACT_ENV_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.mujoco", "hybridpg.envs")
-
-
-def _encode(value: Any) -> dict[str, Any] | None:
-    """A checkpoint-safe (tensors and builtins only) form of one attribute, or None to skip it."""
-    # numpy scalars first: np.float64 is also a float, but only builtins pass the safe loader
-    if isinstance(value, np.generic):
-        if value.dtype.kind not in "biuf":
-            return None
-        return {"t": "np", "v": value.item(), "dtype": str(value.dtype)}
-    if value is None or isinstance(value, bool | int | float | str):
-        return {"t": "py", "v": value}
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return {"t": "nd", "v": torch.from_numpy(value.astype(value.dtype.newbyteorder("="), copy=True)),
-                "dtype": str(value.dtype)}
-    if isinstance(value, np.random.Generator):
-        return {"t": "rng", "v": value.bit_generator.state}
-    if isinstance(value, tuple | list) and all(
-        v is None or (isinstance(v, bool | int | float) and not isinstance(v, np.generic)) for v in value
-    ):
-        return {"t": "seq", "v": list(value), "tuple": isinstance(value, tuple)}
-    return None
-
-
-def _decode(item: dict[str, Any], current: Any) -> Any:
-    kind = item["t"]
-    if kind == "nd":
-        return item["v"].numpy().astype(np.dtype(item["dtype"])).copy()
-    if kind == "np":
-        return np.dtype(item["dtype"]).type(item["v"])
-    if kind == "rng":
-        rng = current if isinstance(current, np.random.Generator) else np.random.default_rng()
-        rng.bit_generator.state = item["v"]
-        return rng
-    if kind == "seq":
-        return tuple(item["v"]) if item["tuple"] else list(item["v"])
-    return item["v"]
-
-
-def _layers(env: gym.Env) -> list[Any]:
-    out: list[Any] = [env]
-    while isinstance(out[-1], gym.Wrapper):
-        out.append(out[-1].env)
-    return out
-
-
-def _mujoco_data(env: Any) -> tuple[Any, Any] | None:
-    model, data = getattr(env, "model", None), getattr(env, "data", None)
-    if model is None or data is None or type(data).__name__ != "MjData":
-        return None
-    return model, data
-
-
-def capture_env_state(env: gym.Env) -> dict[str, Any]:
-    """Plain attributes of every wrapper layer and the base env (TimeLimit's step count,
-    CartPole's ``state``, the env's ``np_random``), the action space's RNG, and MuJoCo's full
-    integration state (qpos, qvel, act, warm start, controls, time)."""
-    layers = []
-    for layer in _layers(env):
-        attrs = {}
-        for name, value in vars(layer).items():
-            encoded = _encode(value)
-            if encoded is not None:
-                attrs[name] = encoded
-        layers.append(attrs)
-    base = env.unwrapped
-    state: dict[str, Any] = {
-        "layers": layers,
-        "action_space_rng": env.action_space.np_random.bit_generator.state,
-        "exact": type(base).__module__.startswith(EXACT_ENV_MODULES),
-    }
-    md = _mujoco_data(base)
-    if md is not None:
-        import mujoco
-
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        physics = np.empty(mujoco.mj_stateSize(md[0], spec))
-        mujoco.mj_getState(md[0], md[1], physics, spec)
-        state["mujoco"] = torch.from_numpy(physics)
-    return state
-
-
-def restore_env_state(env: gym.Env, state: dict[str, Any]) -> bool:
-    """Inverse of ``capture_env_state`` on an env built from the same id; returns ``state['exact']``."""
-    layers = _layers(env)
-    if len(layers) != len(state["layers"]):
-        raise ValueError(f"env has {len(layers)} wrapper layers, the saved state has {len(state['layers'])}")
-    for layer, attrs in zip(layers, state["layers"], strict=True):
-        for name, item in attrs.items():
-            setattr(layer, name, _decode(item, getattr(layer, name, None)))
-    env.action_space.np_random.bit_generator.state = state["action_space_rng"]
-    md = _mujoco_data(env.unwrapped)
-    if md is not None and "mujoco" in state:
-        import mujoco
-
-        mujoco.mj_setState(md[0], md[1], state["mujoco"].numpy().copy(), mujoco.mjtState.mjSTATE_INTEGRATION)
-        mujoco.mj_forward(md[0], md[1])  # derived quantities (contacts, sensors) from the restored state
-    return bool(state["exact"])
-
-
-class _StateAccess(gym.Wrapper):  # type: ignore[type-arg]
-    """Outermost wrapper of async workers' envs so the parent can get/set their state by attribute."""
-
-    @property
-    def hybridpg_state(self) -> dict[str, Any]:
-        return capture_env_state(self.env)
-
-    @hybridpg_state.setter
-    def hybridpg_state(self, state: dict[str, Any]) -> None:
-        restore_env_state(self.env, state)
-
-    @property
-    def hybridpg_space_seed(self) -> int | None:
-        return getattr(self, "_hybridpg_space_seed", None)
-
-    @hybridpg_space_seed.setter
-    def hybridpg_space_seed(self, seed: int | None) -> None:
-        self._hybridpg_space_seed = seed
-        _seed_spaces(self.env, seed)
