@@ -2,7 +2,8 @@
 
 Builds ``SAC("Hopper-v5")`` with ``--hidden`` layers (default 256 256), fills the buffer with
 ``--fill`` random-action steps, then times ``--repeats`` blocks of ``--steps`` gradient steps on
-``--batch-size``-row batches and prints the median ms per step. A tiny batch (e.g. 8) shows the
+``--batch-size``-row batches and prints the median ms per step, wall-clock and CPU time (the
+process's, which other jobs on a shared machine inflate less). A tiny batch (e.g. 8) shows the
 per-step overhead that does not scale with the matmuls. To compare with an older checkout, run it
 with ``PYTHONPATH=<checkout>/src``.
 
@@ -50,15 +51,17 @@ class MatmulSteps:
             self.step()
 
 
-def time_blocks(run: Callable[[int], None], steps: int, repeats: int) -> list[float]:
-    """ms per step of ``repeats`` blocks of ``steps``, after a 50-step warm-up (allocator, compilation)."""
+def time_blocks(run: Callable[[int], None], steps: int, repeats: int) -> tuple[list[float], list[float]]:
+    """ms per step of ``repeats`` blocks of ``steps``, after a 50-step warm-up (allocator, compilation):
+    wall-clock and the process's CPU time (which other jobs on the machine inflate less)."""
     run(50)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run(steps)
-        times.append((time.perf_counter() - t0) / steps * 1e3)
-    return times
+        wall.append((time.perf_counter() - t0) / steps * 1e3)
+        cpu.append((time.process_time() - c0) / steps * 1e3)
+    return wall, cpu
 
 
 def one_step_of_matmuls(batch: int = 256, obs: int = 11, act: int = 3, hidden: int = 256) -> Callable[[], None]:
@@ -120,17 +123,19 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         if args.matmuls_only:
-            times = time_blocks(MatmulSteps(), args.steps, args.repeats)
+            times, cpu = time_blocks(MatmulSteps(), args.steps, args.repeats)
             label = "matmuls only"
         else:
             agent = SAC("Hopper-v5", seed=0, learning_starts=args.fill, torch_threads=threads, eval_freq=0,
                         checkpoint_freq=0, eval_episodes=1, compile=args.compile, hidden_sizes=tuple(args.hidden))
             agent.learn(args.fill, progress=False)
-            times = time_blocks(GradientSteps(agent, args.batch_size), args.steps, args.repeats)
+            times, cpu = time_blocks(GradientSteps(agent, args.batch_size), args.steps, args.repeats)
             agent.close()
             label = f"batch={args.batch_size} hidden={'-'.join(map(str, args.hidden))}"
         runs = ", ".join(f"{t:.2f}" for t in times)
-        print(f"{hybridpg.__file__}: threads={threads} {label} {statistics.median(times):.2f} ms/step (runs {runs})")
+        cpu_runs = ", ".join(f"{t:.2f}" for t in cpu)
+        print(f"{hybridpg.__file__}: threads={threads} {label} {statistics.median(times):.2f} ms/step (runs {runs}); "
+              f"CPU {statistics.median(cpu):.2f} ms/step (runs {cpu_runs})")
 
 if __name__ == "__main__":
     main()
