@@ -13,6 +13,7 @@ import contextlib
 import random
 import warnings
 from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from hybridpg.algorithms.checks import check_device, from_np_state, np_state, schedule_start, space_signature, to_tuple
 from hybridpg.algorithms.inference import POLICY_KIND, ActFn, TrainedPolicy, policy_from_state, space_record
 from hybridpg.config import BaseConfig, coerce_field
 from hybridpg.data.normalizers import ObsNormalizer
@@ -43,6 +45,9 @@ class Agent:
         config: BaseConfig | None = None,
         **overrides: Any,
     ) -> None:
+        schedule = overrides.pop("learning_rate") if callable(overrides.get("learning_rate")) else None
+        if schedule is not None:
+            overrides["learning_rate"] = schedule_start(schedule, type(self).__name__, self.lr_schedules)
         if isinstance(env, str) and env in SB3_POLICY_NAMES:
             raise ConfigError(
                 f"{type(self).__name__}({env!r}, env): hybridpg builds its own networks: "
@@ -57,12 +62,15 @@ class Agent:
         if not isinstance(config, self.config_cls):
             raise ConfigError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         self.config = config
+        # SB3's habit: a callable of the remaining budget fraction (1 -> 0) instead of a number
+        self.lr_schedule: Callable[[float], float] | None = schedule
+        self._schedule_needed = False  # after load: the run followed a callable schedule
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < 2**32:
             raise ConfigError(f"seed={seed!r}: must be an integer in [0, 2**32) (NumPy's seed range)")
         self.seed = int(seed)
         self.env_spec = env
         self.env_id = env_name(env)
-        self.device = _check_device(config.device)
+        self.device = check_device(config.device)
         torch.set_num_threads(config.torch_threads)
         # one RNG stream per purpose, all seeded from the run seed, all saved in checkpoints
         random.seed(self.seed)
@@ -115,6 +123,9 @@ class Agent:
     def _algo_state(self) -> dict[str, Any]:
         return {}
 
+    #: whether ``learning_rate`` may be a schedule (a callable of the remaining budget fraction)
+    lr_schedules: ClassVar[bool] = False
+
     #: the entries of ``_algo_state`` that acting needs (what a policy file keeps)
     inference_keys: ClassVar[tuple[str, ...]] = ()
 
@@ -159,6 +170,10 @@ class Agent:
             self._inexact_resume = None
         if total_timesteps < 1:
             raise ConfigError(f"total_timesteps={total_timesteps}: must be >= 1")
+        if not reset and self._schedule_needed and self.lr_schedule is None:
+            raise ConfigError(f"this {self.config.algo} run's learning rate followed a Python callable, which a "
+                              "checkpoint cannot hold; continue it from Python with "
+                              f"{type(self).__name__}.load(run, learning_rate=schedule)")
         if reset and self.global_step:
             raise ConfigError("this agent has already trained; pass reset=False to continue it")
         target = total_timesteps if reset else self.global_step + total_timesteps
@@ -229,28 +244,29 @@ class Agent:
             "obs_norm": self.obs_norm.state_dict(),
             "rng": {
                 "python": random.getstate(),
-                "numpy_global": _np_state(tuple(np.random.get_state())),
+                "numpy_global": np_state(tuple(np.random.get_state())),
                 "numpy": self.np_rng.bit_generator.state,
                 "torch": torch.get_rng_state(),
                 "torch_gen": self.torch_rng.get_state(),
             },
             "algo_state": self._algo_state(),
             "spaces": {
-                "observation": _space_signature(self.observation_space),
-                "action": _space_signature(self.action_space),
+                "observation": space_signature(self.observation_space),
+                "action": space_signature(self.action_space),
                 "observation_shape": list(self.vec.obs_shape),
                 "action_space": space_record(self.action_space),
             },
             "env_state": self.vec.state_dict(),
-            "run": {"horizon": self.horizon, **self.record.state_dict()},
+            "run": {"horizon": self.horizon, "lr_schedule": self.lr_schedule is not None or self._schedule_needed,
+                    **self.record.state_dict()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         spaces = state.get("spaces")
         if spaces is not None:
             ours = {
-                "observation": _space_signature(self.observation_space),
-                "action": _space_signature(self.action_space),
+                "observation": space_signature(self.observation_space),
+                "action": space_signature(self.action_space),
             }
             for key in ("observation", "action"):
                 if spaces[key] != ours[key]:
@@ -262,8 +278,8 @@ class Agent:
             self.updates = int(state["updates"])
             self.obs_norm.load_state_dict(state["obs_norm"])
             rng = state["rng"]
-            random.setstate(_to_tuple(rng["python"]))
-            np.random.set_state(_from_np_state(rng["numpy_global"]))
+            random.setstate(to_tuple(rng["python"]))
+            np.random.set_state(from_np_state(rng["numpy_global"]))
             self.np_rng.bit_generator.state = rng["numpy"]
             torch.set_rng_state(rng["torch"])
             self.torch_rng.set_state(rng["torch_gen"])
@@ -271,6 +287,7 @@ class Agent:
             run_info = state.get("run") or {}
             self.horizon = run_info.get("horizon")
             self.record.load_state_dict(run_info)
+            self._schedule_needed = bool(run_info.get("lr_schedule", False))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             detail = " ".join(str(exc).split())  # torch's size-mismatch report spans lines; errors are one
             raise CheckpointError(f"checkpoint does not match this {self.config.algo} agent: {detail}") from None
@@ -312,9 +329,12 @@ class Agent:
         if env is not None and not isinstance(env, str) and "env_kwargs" not in overrides:
             saved["env_kwargs"] = {}  # an Env instance or factory given here is used as it is
         config = agent_cls.config_cls.from_saved(saved)
+        # a schedule (callable) goes to the constructor: a config holds only numbers
+        schedule = {"learning_rate": overrides.pop("learning_rate")} if callable(overrides.get("learning_rate")) else {}
         if overrides:
             config = agent_cls.config_cls.from_dict({**config.to_dict(), **overrides})
-        agent = agent_cls(env if env is not None else state["env_id"], seed=int(state["seed"]), config=config)
+        agent = agent_cls(env if env is not None else state["env_id"], seed=int(state["seed"]), config=config,
+                          **schedule)
         agent.load_state_dict(state)
         p = Path(path)
         if p.is_dir():
@@ -340,43 +360,6 @@ class Agent:
 
     def close(self) -> None:
         self.vec.close()
-
-
-def _check_device(device: str) -> torch.device:
-    """Refuse a device that is not there, before any env is built; never fall back quietly."""
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device='cuda' but torch.cuda.is_available() is False (torch {torch.__version__}: no CUDA build "
-                "or no visible GPU); use device='cpu'"
-            )
-        warnings.warn(
-            "device='cuda': hybridpg's algorithms compute on the CPU (small MLPs); the GPU is not used", stacklevel=3
-        )
-    return torch.device("cpu")
-
-
-def _space_signature(space: gym.Space[Any]) -> str:
-    if isinstance(space, gym.spaces.Discrete):
-        return f"Discrete({int(space.n)})"
-    if isinstance(space, gym.spaces.Box):
-        return f"Box(shape={tuple(space.shape)})"
-    return type(space).__name__
-
-
-def _np_state(state: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (state[0], torch.from_numpy(np.asarray(state[1]).astype(np.int64)), *state[2:])
-
-
-def _from_np_state(state: Any) -> tuple[Any, ...]:
-    keys = state[1].numpy().astype(np.uint32)
-    return (state[0], keys, *state[2:])
-
-
-def _to_tuple(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_to_tuple(v) for v in value)
-    return value
 
 
 def _agent_class(algo: str, fallback: type[Agent]) -> type[Agent]:

@@ -4,9 +4,8 @@ A sampler (``algorithms/behavior.py``) decides who collects: theta itself in who
 PPO-Buffer), PROPS's phi (adapted every m steps so that the buffer looks on-policy for theta), or
 ROS's phi (theta moved one gradient step on the buffer before every env step). Every n steps the
 whole buffer is re-normalized with the current statistics, log pi_theta, V and GAE are recomputed
-under the current networks, and the PPO update runs on all b*n stored transitions.
-
-PPO's "old" log-prob is always log pi_theta recomputed just before the update, never phi's.
+under the current networks, and the PPO update runs on all b*n stored transitions. PPO's "old"
+log-prob is always log pi_theta recomputed just before the update, never phi's.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import torch
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import BehaviorCloner, load_offline
 from hybridpg.algorithms.behavior import SAMPLERS
+from hybridpg.algorithms.checks import scheduled_lr
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
@@ -32,6 +32,7 @@ from hybridpg.networks import Policy, ValueNet, clip_grad_norm, draw_noise, make
 
 class OnPolicyAgent(Agent):
     config_cls: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
+    lr_schedules = True
     config: OnPolicyConfig
 
     def _build(self) -> None:
@@ -43,9 +44,8 @@ class OnPolicyAgent(Agent):
         self.continuous = isinstance(self.action_space, gym.spaces.Box)
         self.sampler = SAMPLERS[cfg.behavior](self.policy, cfg, self.torch_rng)  # who collects the data
         self.reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, enabled=cfg.norm_reward)
-        action_shape = (self.policy.action_dim,) if self.continuous else ()
         rows = cfg.n_steps * cfg.buffer_batches // cfg.num_envs
-        self.buffer = HistoryBuffer(rows, cfg.num_envs, self.vec.obs_shape, action_shape)
+        self.buffer = HistoryBuffer(rows, cfg.num_envs, self.vec.obs_shape, (self.policy.action_dim,) * self.continuous)
         self.steps_since_update = 0
         self.obs_norm.update(self.vec.obs)
         self.bc = self._behavior_cloner()  # BC from an offline dataset (None without one)
@@ -161,10 +161,15 @@ class OnPolicyAgent(Agent):
         }
 
     def _set_lr(self, total_timesteps: int) -> None:
-        if self.config.anneal_lr:
-            frac = 1.0 - (self.global_step - self.config.n_steps) / total_timesteps
-            for group in self.optimizer.param_groups:
-                group["lr"] = max(frac, 0.0) * self.config.learning_rate
+        remaining = max(1.0 - (self.global_step - self.config.n_steps) / total_timesteps, 0.0)
+        if self.lr_schedule is not None:  # SB3's convention: called with the fraction of the budget to go
+            lr = scheduled_lr(self.lr_schedule, remaining)
+        elif self.config.anneal_lr:
+            lr = remaining * self.config.learning_rate
+        else:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     # -- the PPO update on all of D -----------------------------------------------------------------
     def _ppo_update(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
