@@ -150,3 +150,20 @@ def test_a_schedule_where_none_is_supported_or_a_bad_one_is_one_config_error() -
         hybridpg.PPO("CartPole-v1", learning_rate=lambda f: 1 / 0)
     with pytest.raises(ConfigError, match="must be a number > 0"):
         hybridpg.PPO("CartPole-v1", learning_rate=lambda f: -1.0)
+
+
+@pytest.mark.parametrize("budget", [3000, 30_000])
+def test_eval_every_evaluates_at_fractions_of_any_budget(budget: int, tmp_path: Path) -> None:
+    import hybridpg
+
+    n = 256 if budget == 3000 else 2048
+    agent = hybridpg.PPO("CartPole-v1", seed=0, n_steps=n, n_minibatches=4, n_epochs=1, eval_every=0.25,
+                         eval_episodes=1)
+    agent.learn(budget, run_dir=tmp_path / "run", progress=False)
+    agent.close()
+    steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/return_mean" in r]
+    # step 0, then the first update past each quarter of the budget, then the end
+    assert steps[0] == 0 and steps[-1] >= budget
+    quarters = [int(s // (0.25 * budget)) for s in steps]
+    assert quarters == sorted(set(quarters)) and len(steps) >= 5, steps
+    assert all(s - q * 0.25 * budget < n for s, q in zip(steps[1:-1], quarters[1:-1], strict=True))

@@ -203,7 +203,7 @@ class Agent:
             with stop_on_signals(run):
                 try:
                     if train:
-                        if self.global_step == 0 and self.config.eval_freq:
+                        if self.global_step == 0 and (self.config.eval_freq or self.config.eval_every):
                             # the untrained policy: the 0% point of every learning curve
                             run.logger.log(0, run.evaluate())
                         self._train(run, self.horizon or 0)

@@ -57,6 +57,8 @@ class BaseConfig:
     hidden_sizes: tuple[int, ...] = _f((64, 64), "hidden layer widths, e.g. 64,64")
     eval_freq: int = _f(10, "evaluate every this many updates (0: only at the end)")
     eval_episodes: int = _f(10, "deterministic episodes per evaluation")
+    eval_every: float = _f(0.0, "evaluate each time this fraction of the budget has passed (e.g. 0.1: at 10%, 20%, "
+                                "...), instead of by eval_freq; 0: use eval_freq")
     checkpoint_freq: int = _f(10, "write checkpoints/latest.pt every this many updates (0: only at the end)")
     torch_threads: int = _f(1, "torch intra-op threads")
     device: str = _f("cpu", "cpu, cuda or auto")
@@ -102,6 +104,7 @@ class BaseConfig:
         )
         _require(self.eval_freq >= 0, "eval_freq", self.eval_freq, "must be >= 0 (0 disables evaluation)")
         _require(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, "must be >= 1")
+        _require(0.0 <= self.eval_every <= 1.0, "eval_every", self.eval_every, "must be a fraction in [0, 1]")
         _require(
             self.checkpoint_freq >= 0, "checkpoint_freq", self.checkpoint_freq, "must be >= 0 (0 = final only)"
         )

@@ -17,7 +17,7 @@ from hybridpg.experiments.records import RunData
 #: when and how precisely evaluations, checkpoints and diagnostics happen, where the run computes,
 #: and where the dataset is stored (not which one it is)
 IGNORED_FIELDS = frozenset({
-    "eval_freq", "eval_episodes", "checkpoint_freq", "log_freq", "se_freq", "se_epochs",
+    "eval_freq", "eval_every", "eval_episodes", "checkpoint_freq", "log_freq", "se_freq", "se_epochs",
     "torch_threads", "device", "async_envs", "compile", "save_replay_buffer", "offline_root",
 })
 #: shown for an env keyword that one setting passes and another does not

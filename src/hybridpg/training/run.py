@@ -151,7 +151,7 @@ class Run:
         metrics = {**metrics, "time/sps": sps}
         cfg = agent.config
         diverged = _non_finite_weights(agent)
-        if cfg.eval_freq and agent.updates % cfg.eval_freq == 0 and not diverged:
+        if self._evaluation_due() and not diverged:
             metrics.update(self.evaluate())
         self.logger.log(agent.global_step, metrics)
         if diverged:  # stop before a checkpoint could store the broken weights
@@ -162,6 +162,16 @@ class Run:
         self._show_progress()  # also for loops whose episodes end rarely
         if self.run_dir is not None and cfg.checkpoint_freq and agent.updates % cfg.checkpoint_freq == 0:
             self._checkpoint_due = True
+
+    def _evaluation_due(self) -> bool:
+        """Every eval_freq updates, or (eval_every > 0) once the step count enters a new eval_every
+        fraction of the budget; a resumed run counts from its last evaluation, so it keeps the schedule."""
+        cfg, agent = self.agent.config, self.agent
+        if cfg.eval_every > 0:
+            spacing = cfg.eval_every * self.total
+            last = self.last_eval_at[0] if self.last_eval_at is not None else 0
+            return agent.global_step // spacing > last // spacing
+        return bool(cfg.eval_freq) and agent.updates % cfg.eval_freq == 0
 
     def safe_point(self) -> bool:
         """Call at the top of the training loop, where the agent's state fully determines the rest
@@ -238,9 +248,8 @@ class Run:
             return
         # already evaluated at this state: by the loop, or by a finish() that died before summary.json
         evaluated = self.last_eval_at == (agent.global_step, agent.updates)
-        if not evaluated and (
-            not self.last_eval or agent.config.eval_freq == 0 or agent.updates % agent.config.eval_freq
-        ):
+        periodic = agent.config.eval_every == 0 and agent.config.eval_freq and self.last_eval
+        if not evaluated and (not periodic or agent.updates % agent.config.eval_freq):
             self.logger.log(agent.global_step, self.evaluate(stoppable=True))
         if self.stop_signal is not None:
             raise StopRun
