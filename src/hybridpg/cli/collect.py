@@ -8,6 +8,9 @@ unless ``--stochastic``, with a uniformly random action with probability ``--eps
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,32 @@ def make_policy(name: str, env: gym.Env[Any, Any], epsilon: float, seed: int, st
     return _epsilon_greedy(act, env.action_space, epsilon, seed)
 
 
+def _check_writable(root: Path, name: str) -> None:
+    """Fail before the rollout, not after it, when the dataset root cannot be created or written;
+    the folders this check creates are removed again, so a failed command leaves nothing."""
+    chain = [root, *root.parents]
+    created: list[Path] = []
+    try:
+        depth = next(i for i, p in enumerate(chain) if p.exists())  # "/" always does
+        if not chain[depth].is_dir():
+            what = "" if depth == 0 else f": {chain[depth]}"
+            raise DatasetError(f"{name} {root}{what} is a file, not a folder")
+        missing = chain[:depth]
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        fd, probe = tempfile.mkstemp(prefix=".hybridpg-write-test.", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != root else ""
+        raise DatasetError(f"{name} {root}: cannot create or write this folder{where}: {exc.strerror or exc}") from None
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 def collect(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes={args.episodes}: must be >= 1")
@@ -80,6 +109,7 @@ def collect(args: argparse.Namespace) -> int:
             f"invalid dataset id {args.dataset_id!r}: use 'name-v0' or 'namespace/name-v0'"
         ) from None
     root = Path(args.out).expanduser().resolve() if args.out else default_root()
+    _check_writable(root, "--out" if args.out else "the dataset root")
     if (root / args.dataset_id).exists():
         raise DatasetError(
             f"dataset {args.dataset_id!r} already exists in {root}; choose another --dataset-id"
