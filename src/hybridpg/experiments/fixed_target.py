@@ -7,20 +7,26 @@ agent's own collection and behavior updates: on-policy samples theta, PROPS re-f
 steps, ROS acts before every env step with phi = theta - ros_lr * g_bar (g_bar the mean score of
 everything collected so far, taken at theta; steps never accumulate). After each batch the sampling
 error of everything collected so far is recorded (spec: props.md, "Fixed-target experiment").
-ROS rows carry their ``ros_lr`` and are summarized and plotted per step size ("ros lr=0.1"), so
-runs at several step sizes can share one output folder.
 
-``hybridpg sampling-error`` appends the rows to ``OUT/sampling_error.jsonl`` (so several commands
-accumulate into one file) and rewrites ``sampling_error.csv`` and ``sampling_error.png`` (mean SE
-against samples with 95% t-intervals over seeds) from the whole file.
+Every row records the settings that shape its method (target, batches, batch size, SE epochs, and
+m, the ROS step size or the PROPS knobs), and rows are summarized and plotted per setting: a curve
+is labelled by its method ("ros lr=0.1") and by the settings that vary in its env, so commands
+with different settings can share one output folder without merging.
+
+``hybridpg sampling-error`` adds its rows to ``OUT/sampling_error.jsonl``, replacing earlier rows
+of the same setting and seed (a re-run does not count a seed twice), and rewrites
+``sampling_error.csv`` and ``sampling_error.png`` (mean SE against samples with 95% t-intervals
+over seeds) from the whole file.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -29,10 +35,10 @@ import numpy as np
 
 from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.onpolicy import PROPS, ROS, OnPolicyAgent, PPOBuffer
-from hybridpg.config import ROSConfig
 from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.diagnostics.sampling_error import estimate_sampling_error
 from hybridpg.errors import CheckpointError, ConfigError, HybridPGError
+from hybridpg.training.checkpoint import atomic_write_bytes
 
 #: the agent whose sampler each method names (PPO-Buffer: theta samples; its b batches are the buffer)
 METHODS: dict[str, type[OnPolicyAgent]] = {"on-policy": PPOBuffer, "props": PROPS, "ros": ROS}
@@ -44,6 +50,15 @@ PROPS_KNOBS = ("props_lr", "props_target_kl", "props_lambda", "props_clip", "pro
 # It suits small batches (m) added to a large buffer; where one batch is as large as the buffer it
 # overshoots, so it is not the RL default.
 FIXED_TARGET_PROPS: dict[str, Any] = {"props_minibatches": 1, "props_epochs": 64, "props_lr": 3e-3}
+INT_KNOBS = ("props_minibatches", "props_epochs")
+# what a row records besides env, method, seed, samples and se; the settings each method has
+COMMON = ("target", "batches", "batch_size", "se_epochs")
+OWN: dict[str, tuple[str, ...]] = {"on-policy": (), "props": ("behavior_steps", *PROPS_KNOBS),
+                                   "ros": ("behavior_steps", "ros_lr")}
+SETTINGS = (*COMMON, "behavior_steps", "ros_lr", *PROPS_KNOBS)
+# the command's flags for the config fields it sets (config errors name the field)
+FLAGS = {"n_steps": "--batch-size", "buffer_batches": "--batches", "behavior_steps": "--behavior-steps",
+         "ros_lr": "--ros-lr", **{k: f"--{k.replace('_', '-')}" for k in PROPS_KNOBS}}
 
 
 class FrozenObsNormalizer(ObsNormalizer):
@@ -117,15 +132,8 @@ def experiment_config(
 
 
 def run_fixed_target(
-    env: str | None,
-    method: str,
-    target: str,
-    seed: int,
-    batches: int = 16,
-    batch_size: int = 1024,
-    se_epochs: int = 1000,
-    overrides: dict[str, Any] | None = None,
-    record_at: Collection[int] | None = None,
+    env: str | None, method: str, target: str, seed: int, batches: int = 16, batch_size: int = 1024,
+    se_epochs: int = 1000, overrides: dict[str, Any] | None = None, record_at: Collection[int] | None = None,
 ) -> list[dict[str, Any]]:
     """One seed of one method: SE over all data collected so far, after each batch (or only after
     the 1-based batch numbers in ``record_at``: each estimate is a full pi_D fit)."""
@@ -144,11 +152,10 @@ def run_fixed_target(
                 continue
             obs, actions = agent.buffer_data()
             se = estimate_sampling_error(agent.policy, obs, actions, se_epochs, seed=seed * 7919 + b)
-            row = {"env": agent.env_id, "method": method, "target": target, "seed": seed,
-                   "samples": int(obs.shape[0]), "se": se}
-            if isinstance(agent.config, ROSConfig):
-                row["ros_lr"] = agent.config.ros_lr
-            rows.append(row)
+            own = {k: getattr(agent.config, k) for k in OWN[method]}
+            rows.append({"env": agent.env_id, "method": method, "target": target, "batches": batches,
+                         "batch_size": batch_size, "se_epochs": se_epochs, **own, "seed": seed,
+                         "samples": int(obs.shape[0]), "se": se})
     finally:
         run.close()
         agent.close()
@@ -176,18 +183,48 @@ def label(row: dict[str, Any]) -> str:
 
 def label_order(name: str) -> tuple[int, float]:
     """on-policy, props, then ROS by increasing step size (rows from before ros_lr was recorded first)."""
-    method, _, lr = name.partition(" lr=")
+    method, _, lr = name.split(" (")[0].partition(" lr=")  # " (batches=2)": settings after the method
     rank = list(METHODS).index(method) if method in METHODS else len(METHODS)
     return rank, float(lr) if lr else 0.0
 
 
+def _fields(row: dict[str, Any]) -> tuple[str, ...]:
+    """The settings that shape this row's method (all of them for a method this version lacks)."""
+    return COMMON + OWN.get(str(row["method"]), SETTINGS[len(COMMON):])
+
+
+def setting(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes rows one curve: env, method and each of its settings (None where not recorded)."""
+    return (row["env"], row["method"], *((f, row.get(f)) for f in _fields(row)))
+
+
+def curve_labels(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], str]:
+    """setting -> its curve's label: the method (ROS with its step size), then the settings that
+    vary among the rows of its env, so no two settings share a label."""
+    labels: dict[tuple[Any, ...], str] = {}
+    for env in {r["env"] for r in rows}:
+        mine = [r for r in rows if r["env"] == env]
+        varying = [f for f in SETTINGS if f != "ros_lr" and len({r.get(f) for r in mine if f in _fields(r)}) > 1]
+        for r in mine:
+            shown = [f"{f}={_show(r.get(f))}" for f in varying if f in _fields(r)]
+            labels[setting(r)] = label(r) + (f" ({', '.join(shown)})" if shown else "")
+    return labels
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "?"  # a row from before this setting was recorded
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], tuple[float, float, int]]:
-    """(env, method label, samples) -> (mean SE, 95% CI half-width, number of seeds)."""
-    groups: dict[tuple[str, str, int], list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["env"], label(r), int(r["samples"])), []).append(float(r["se"]))
-    order = sorted(groups, key=lambda k: (k[0], label_order(k[1]), k[2]))
-    return {k: (*mean_ci(groups[k]), len(groups[k])) for k in order}
+    """(env, curve label, samples) -> (mean SE, 95% CI half-width, number of seeds)."""
+    labels = curve_labels(rows)
+    groups: dict[tuple[str, str, int], dict[int, float]] = {}
+    for r in rows:  # one value per seed: a seed's later row replaces an earlier one
+        groups.setdefault((r["env"], labels[setting(r)], int(r["samples"])), {})[int(r["seed"])] = float(r["se"])
+    order = sorted(groups, key=lambda k: (k[0], label_order(k[1]), k[1], k[2]))
+    return {k: (*mean_ci(list(groups[k].values())), len(groups[k])) for k in order}
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -196,20 +233,26 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old`` without the rows of any (setting, seed) that ``new`` brings, then ``new``."""
+    redone = {(setting(r), r["seed"]) for r in new}
+    return [r for r in old if (setting(r), r["seed"]) not in redone] + list(new)
+
+
 def write_outputs(out: Path, new_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Append ``new_rows`` to the JSONL; rewrite the CSV and PNG from every row in it."""
+    """Add ``new_rows`` to the JSONL (replacing the same settings' and seeds' earlier rows); rewrite
+    the CSV and PNG from every row in it. Each file is replaced whole, never left half-written."""
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "sampling_error.jsonl"
-    with open(jsonl, "a", encoding="utf-8") as f:
-        for r in new_rows:
-            f.write(json.dumps(r) + "\n")
-    rows = read_rows(jsonl)
-    tmp = out / "sampling_error.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["env", "method", "ros_lr", "target", "seed", "samples", "se"])
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out / "sampling_error.csv")
+    rows = merge_rows(read_rows(jsonl), new_rows)
+    atomic_write_bytes(jsonl, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    columns = ["env", "method", "ros_lr", *(f for f in SETTINGS if f != "ros_lr"), "seed", "samples", "se"]
+    columns += sorted({k for r in rows for k in r} - set(columns))  # keys of rows from other versions
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "sampling_error.csv", text.getvalue().encode())
     plot(rows, out / "sampling_error.png")
     return rows
 
@@ -223,7 +266,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     table = summarize(rows)
     envs = sorted({k[0] for k in table})
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
-    labels = sorted({k[1] for k in table}, key=label_order)
+    labels = sorted({k[1] for k in table}, key=lambda name: (label_order(name), name))
     for ax, env in zip(axes[0], envs, strict=True):
         for method in labels:
             points = sorted((k[2], v) for k, v in table.items() if k[0] == env and k[1] == method)
@@ -237,8 +280,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set(title=env, xlabel="samples", ylabel="sampling error KL(pi_D || pi_theta)", yscale="log")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
     plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -253,11 +298,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..K-1 (default: %(default)s)")
     p.add_argument("--seed-start", type=int, default=0)
     p.add_argument("--se-epochs", type=int, default=1000)
-    p.add_argument("--behavior-steps", type=int, default=256, help="m: steps between PROPS updates")
+    p.add_argument("--behavior-steps", type=int, default=None,
+                   help="m: steps between PROPS and ROS behavior updates (default: 256, or --batch-size if smaller)")
     p.add_argument("--ros-lr", type=float, default=1e-5,
                    help="ROS step size alpha in phi = theta - alpha * g_bar (default: %(default)s)")
     add_props_arguments(p)
-    p.add_argument("--out", type=Path, default=Path("runs/sampling-error"))
+    p.add_argument("--out", type=Path, default=Path("runs/sampling-error"),
+                   help="results folder; rows of other settings there are kept apart (default: %(default)s)")
     p.set_defaults(func=_main)
 
 
@@ -265,7 +312,7 @@ def add_props_arguments(p: argparse.ArgumentParser) -> None:
     """``--props-lr`` etc.; unset ones keep FIXED_TARGET_PROPS, else the PROPS config default."""
     for knob in PROPS_KNOBS:
         default = FIXED_TARGET_PROPS.get(knob, "the PROPS config default")
-        p.add_argument(f"--{knob.replace('_', '-')}", type=float, default=None,
+        p.add_argument(f"--{knob.replace('_', '-')}", type=int if knob in INT_KNOBS else float, default=None,
                        help=f"PROPS setting (default: {default})")
 
 
@@ -275,19 +322,48 @@ def props_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for knob in PROPS_KNOBS:
         value = getattr(args, knob)
         if value is not None:
-            out[knob] = int(value) if knob in ("props_minibatches", "props_epochs") else value
+            out[knob] = int(value) if knob in INT_KNOBS else value
     return out
+
+
+def flag_error(exc: ConfigError) -> ConfigError:
+    """A config error as this command's flags: "--behavior-steps 100: must divide --batch-size 256",
+    not "config field 'behavior_steps'=100: m must divide n_steps=256"."""
+    found = re.fullmatch(r"config field '(\w+)'=(.*?): (.*)", str(exc))
+    if found is None or found[1] not in FLAGS:
+        return exc
+    reason = re.sub(r"\bb\*n\b", "--batches * --batch-size", found[3])
+    reason = re.sub(r"\bm\b", "--behavior-steps", re.sub(r"\bb\b", "--batches", reason))
+    reason = re.sub(r"\b(\w+)=", lambda m: f"{FLAGS[m[1]]} " if m[1] in FLAGS else m[0], reason)
+    flag = FLAGS[found[1]]
+    reason = reason.removeprefix(f"{flag} ")  # "m must ..." reads "--behavior-steps 100: must ..."
+    return ConfigError(f"{flag} {found[2]}: {reason}")
+
+
+def _check_args(args: argparse.Namespace, methods: list[str]) -> dict[str, Any]:
+    """Every setting checked before any folder is made or run started; returns the config overrides."""
+    for flag, value, least in (("--seeds", args.seeds, 1), ("--seed-start", args.seed_start, 0),
+                               ("--batches", args.batches, 1), ("--batch-size", args.batch_size, 1),
+                               ("--se-epochs", args.se_epochs, 1)):
+        if value < least:
+            raise ConfigError(f"{flag} {value}: must be >= {least}")
+    if args.target == "random" and args.env is None:
+        raise ConfigError("--env is required with --target random")
+    if args.target != "random" and not Path(args.target).exists():
+        raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
+    m = args.behavior_steps if args.behavior_steps is not None else min(256, args.batch_size)
+    overrides: dict[str, Any] = {"behavior_steps": m, "ros_lr": args.ros_lr, **props_overrides(args)}
+    for method in methods:
+        try:
+            METHODS[method].config_cls.from_dict(experiment_config(method, args.batches, args.batch_size, overrides))
+        except ConfigError as exc:
+            raise flag_error(exc) from None
+    return overrides
 
 
 def _main(args: argparse.Namespace) -> int:
     methods = parse_methods(args.method)
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds={args.seeds}: must be >= 1")
-    if args.target != "random" and not Path(args.target).exists():
-        raise CheckpointError(f"--target {args.target}: no such run folder or checkpoint (or use 'random')")
-    overrides: dict[str, Any] = {"behavior_steps": args.behavior_steps, "ros_lr": args.ros_lr, **props_overrides(args)}
-    for method in methods:  # a bad setting fails here, before any folder is made
-        METHODS[method].config_cls.from_dict(experiment_config(method, args.batches, args.batch_size, overrides))
+    overrides = _check_args(args, methods)
     try:  # fail before the (long) runs, not after
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -300,12 +376,19 @@ def _main(args: argparse.Namespace) -> int:
             last = rows[-1]
             print(f"{last['env']} {label(last)} seed {seed}: SE at {last['samples']} samples = {last['se']:.5f}",
                   flush=True)
+    before = len(read_rows(args.out / "sampling_error.jsonl"))
     try:
         all_rows = write_outputs(args.out, rows)
     except OSError as exc:
-        raise HybridPGError(f"cannot write results to {args.out}: {exc}") from None
-    final = max(int(r["samples"]) for r in rows)
-    for (env, method, samples), (mean, half, k) in summarize(all_rows).items():
-        if samples == final:
-            print(f"{env} {method}: SE {mean:.5f} +- {half:.5f} (95% CI, {k} seeds) at {samples} samples")
+        raise HybridPGError(f"cannot write results to {args.out}: {exc.strerror or exc}") from None
+    labels = curve_labels(all_rows)
+    ours = {(r["env"], labels[setting(r)]) for r in rows}
+    table = summarize(all_rows)
+    for env, name in sorted(ours, key=lambda k: (k[0], label_order(k[1]), k[1])):
+        samples, (mean, half, k) = max((key[2], v) for key, v in table.items() if key[:2] == (env, name))
+        print(f"{env} {name}: SE {mean:.5f} +- {half:.5f} (95% CI, {k} seeds) at {samples} samples")
+    replaced = before + len(rows) - len(all_rows)
+    note = f"; replaced {replaced} earlier rows of the same settings and seeds" if replaced else ""
+    print(f"wrote {args.out / 'sampling_error.csv'} and {args.out / 'sampling_error.png'} "
+          f"({len(all_rows)} rows in {args.out / 'sampling_error.jsonl'}{note})")
     return 0
