@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from hybridpg import PPO, PROPS, SAC, Agent
+from hybridpg import PPO, PROPS, Agent
 from hybridpg.cli import main
+from hybridpg.training.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = {"n_steps": 128, "n_minibatches": 2, "n_epochs": 1, "eval_freq": 0, "eval_episodes": 1, "hidden_sizes": (16, 8)}
 
@@ -81,12 +82,12 @@ def test_export_to_another_folder_and_refusals(tmp_path: Path, capsys: pytest.Ca
         assert capsys.readouterr().err.strip().splitlines() == [
             "error: hybridpg export: --format safetensors needs the safetensors package (pip install safetensors)"
         ]
-    sac = tmp_path / "sac"
-    SAC("Pendulum-v1", seed=0, learning_starts=64, batch_size=32, eval_freq=0, hidden_sizes=(8,)).learn(
-        128, run_dir=sac, progress=False)
-    assert main(["export", str(sac)]) == 2
+    # every algorithm exports (tests/test_export_offpolicy.py); a checkpoint of an unknown one is refused
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    save_checkpoint(tmp_path / "other.pt", {**state, "algo": "other"})
+    assert main(["export", str(tmp_path / "other.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "export supports ppo, ppo-buffer, props, ros policies" in err[0]
+    assert len(err) == 1 and "export supports ppo, ppo-buffer, props, ros, sac, hnpg policies" in err[0]
 
 
 def test_loading_for_inference_does_not_warn(tmp_path: Path) -> None:
