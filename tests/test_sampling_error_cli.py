@@ -140,3 +140,20 @@ def test_sampling_error_into_a_folder_that_cannot_be_made(tmp_path: Path,
         assert _run(out, "--method", "on-policy") == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: hybridpg sampling-error: cannot write results to {out}")
+
+
+def test_collect_takes_env_kwargs_as_train_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import minari
+
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["hybridpg.cli.collect"])
+    argv = ["collect", "--env", "hybridpg/CombinationLock-v0", "--policy", "lock-optimal", "--episodes", "2",
+            "--out", str(tmp_path)]
+    assert cli.main([*argv, "--dataset-id", "l7-v0", "--env-kwargs", "horizon=7,noise_std=0.05"]) == 0
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    data = minari.load_dataset("l7-v0")
+    assert data.total_steps == 14 and data.spec.env_spec.kwargs == {"horizon": 7, "noise_std": 0.05}
+    capsys.readouterr()
+    assert cli.main([*argv, "--dataset-id", "x-v0", "--env-kwargs", "horizon"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: hybridpg collect: --env-kwargs: 'horizon' is not key=value"]

@@ -114,8 +114,11 @@ def collect(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"dataset {args.dataset_id!r} already exists in {root}; choose another --dataset-id"
         )
+    # train's form (--env-kwargs a=1,b=2) and the repeatable --env-kwarg a=1 both work
+    kwargs = {**parse_key_values(args.env_kwargs.split(","), "--env-kwargs"),
+              **parse_key_values(args.env_kwarg, "--env-kwarg")}
     # an unknown keyword fails in the factory with one error line
-    env = make_env_fn(args.env, **parse_key_values(args.env_kwarg, "--env-kwarg"))()
+    env = make_env_fn(args.env, **kwargs)()
     try:
         policy = make_policy(args.policy, env, args.epsilon, args.seed, args.stochastic)
         episodes = collect_episodes(
@@ -152,6 +155,10 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="env constructor argument, repeatable (e.g. horizon=10 for the lock)",
+    )
+    parser.add_argument(
+        "--env-kwargs", default="", metavar="DICT",
+        help="env constructor arguments as train takes them, e.g. horizon=10,noise_std=0.05",
     )
     parser.add_argument(
         "--policy",
