@@ -2,6 +2,8 @@
 
     python benchmarks/props_rl.py run [--envs Hopper-v5,...] [--seeds 10] [--workers 2]
     python benchmarks/props_rl.py report
+    hybridpg sweep --spec benchmarks/specs/props_rl_control.yaml --out runs/props_rl_control
+    python benchmarks/props_rl.py control
 
 ``run`` is ``hybridpg sweep --spec props-paper`` with the runs ordered seed by seed over envs (so that a
 partial sweep holds every method for the seeds it has), restartable like any sweep; it trains in a
@@ -291,6 +293,53 @@ def _figure(aggregate: dict[str, dict[str, Any]], complete: dict[str, Any], path
     fig.savefig(path, dpi=110)
 
 
+CONTROL_ROOT = Path("runs/props_rl_control")
+CONTROL_RAW = OUT / "control" / "runs"
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """Live SE of PROPS vs PPO-Buffer run with exactly PROPS's settings (the control spec), on the
+    control's seeds and steps: the ratio then measures the behavior policy alone."""
+    if args.root.is_dir():
+        print(f"{harvest(args.root, CONTROL_RAW)} newly finished control run(s) copied to {CONTROL_RAW}")
+    control = [r for r in load_runs(CONTROL_RAW) if r.finished and SE_KEY in r.curves]
+    props = {(r.env, r.seed): r for r in load_runs(RAW) if r.algo == "props" and SE_KEY in r.curves}
+    rows, lines = {}, ["| env | seeds | steps | PROPS live SE [95% CI] | PPO-Buffer, PROPS's settings [95% CI] "
+                       "| ratio [95% CI] | ratio 1st half | ratio 2nd half |", "|---|---|---|---|---|---|---|---|"]
+    for env in sorted({r.env for r in control}):
+        pairs = [(props[(env, r.seed)], r) for r in control if r.env == env and (env, r.seed) in props]
+        if len(pairs) < 2:
+            continue
+        budget = min(r.total_timesteps for _, r in pairs)
+
+        def mean_se(run: RunData, part: str, budget: int = budget) -> float:
+            steps, values = run.curves[SE_KEY]
+            keep = steps <= budget
+            half = steps[keep] < budget / 2
+            chosen = {"all": np.ones_like(half), "first": half, "second": ~half}[part]
+            return float(values[keep][chosen].mean())
+
+        ratio = {part: np.array([mean_se(p, part) / mean_se(c, part) for p, c in pairs])
+                 for part in ("all", "first", "second")}
+        p_mean = _mean_ci(np.array([mean_se(p, "all") for p, _ in pairs]))
+        c_mean = _mean_ci(np.array([mean_se(c, "all") for _, c in pairs]))
+        r_mean = _mean_ci(ratio["all"])
+        rows[env] = {"seeds": [c.seed for _, c in pairs], "steps": budget, "props_se": p_mean, "control_se": c_mean,
+                     "ratio": r_mean, "ratio_first_half": float(ratio["first"].mean()),
+                     "ratio_second_half": float(ratio["second"].mean())}
+        fmt = "{:.4f} [{:.4f}, {:.4f}]".format
+        lines.append(f"| {env} | {len(pairs)} | {budget // 1000}k | {fmt(*p_mean)} | {fmt(*c_mean)} "
+                     f"| {r_mean[0]:.2f}x [{r_mean[1]:.2f}, {r_mean[2]:.2f}] | {rows[env]['ratio_first_half']:.2f}x "
+                     f"| {rows[env]['ratio_second_half']:.2f}x |")
+    if not rows:
+        print("error: no control runs with a PROPS run of the same env and seed", file=sys.stderr)
+        return 2
+    (OUT / "control" / "control.json").write_text(json.dumps(rows, indent=1))
+    (OUT / "control" / "control.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -309,11 +358,13 @@ def main() -> int:
     tune.add_argument("--workers", type=int, default=1)
     tune.add_argument("--root", type=Path, default=Path("runs/props_rl_tune"))
     tune.add_argument("--out", type=Path, default=OUT)
+    control = sub.add_parser("control", help="PROPS's live SE against PPO-Buffer with PROPS's settings")
+    control.add_argument("--root", type=Path, default=CONTROL_ROOT)
     report = sub.add_parser("report", help="statistics, raw JSON and the figure")
     report.add_argument("--root", type=Path, default=ROOT)
     report.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    return {"run": cmd_run, "tune": cmd_tune, "report": cmd_report}[args.command](args)
+    return {"run": cmd_run, "tune": cmd_tune, "control": cmd_control, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
