@@ -102,3 +102,19 @@ def test_eval_refuses_a_negative_seed(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["eval", str(tmp_path), "--seed", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seed=-1" in err[0]
+
+
+def test_a_sac_policy_loads_without_its_replay_buffer_or_critics(tmp_path: Path) -> None:
+    from hybridpg import SAC
+
+    agent = SAC("Pendulum-v1", seed=0, learning_starts=64, batch_size=32, hidden_sizes=(32, 32), eval_freq=0,
+                log_freq=50, save_replay_buffer=True)
+    agent.learn(200, run_dir=tmp_path / "run", progress=False)
+    obs = _observations("Pendulum-v1")
+    policy = load_policy(tmp_path / "run")
+    np.testing.assert_allclose(policy.predict(obs)[0], agent.predict(obs)[0], rtol=0, atol=0)
+    policy.save(tmp_path / "sac_policy.pt")
+    small = (tmp_path / "sac_policy.pt").stat().st_size
+    assert small < (tmp_path / "run" / "checkpoints" / "final.pt").stat().st_size / 4
+    np.testing.assert_array_equal(load_policy(tmp_path / "sac_policy.pt").predict(obs)[0], agent.predict(obs)[0])
+    agent.close()

@@ -133,6 +133,26 @@ class SAC(Agent):
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         return torch.from_numpy(self._scale(self._act_normalized(obs, deterministic).numpy()))
 
+    inference_keys = ("actor",)
+
+    @classmethod
+    def _inference_act(
+        cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any], env: Any
+    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+        assert isinstance(action_space, gym.spaces.Box)
+        low, high = np.asarray(action_space.low, np.float64).reshape(-1), np.asarray(action_space.high, np.float64)
+        scale, bias = (high.reshape(-1) - low) / 2.0, (high.reshape(-1) + low) / 2.0
+        actor = SquashedGaussianActor(obs_dim, low.size, config.hidden_sizes, float(np.log(scale).sum()),
+                                      getattr(torch, config.matmul_precision))
+        actor.load_state_dict(algo_state["actor"])
+
+        def act(obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+            with torch.no_grad():
+                a = torch.tanh(actor(obs)[0]) if deterministic else actor.act(obs)
+            return torch.from_numpy(a.numpy() * scale + bias)
+
+        return act
+
     def _act_normalized(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         with torch.no_grad():
             if deterministic:
