@@ -95,6 +95,7 @@ def test_compare_writes_pngs_and_a_self_contained_report(root: Path, tmp_path: P
     html = report.read_text()
     assert html.count('src="data:image/png;base64,') == 2
     assert "<table>" in html and "lr: 0.001" in html  # table and configs embedded
+    assert "pre{white-space:pre-wrap" in html  # long Reproduce commands wrap inside the page
 
 
 def test_compare_on_a_folder_without_runs_is_a_one_line_error(

@@ -316,6 +316,7 @@ def test_missing_dataset_never_downloads(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(DatasetError, match="not found locally") as info:
         load_dataset("cartpole/absent-v0", root=tmp_path)
     assert str(tmp_path / "cartpole" / "absent-v0" / "data") in str(info.value)
+    assert "hybridpg collect" in str(info.value) and "--dataset-id cartpole/absent-v0" in str(info.value)
     with pytest.raises(DatasetError, match="no Minari dataset"):
         load_dataset(tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="name-v0"):

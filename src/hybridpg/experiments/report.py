@@ -218,7 +218,7 @@ def write_report(root: Path, out: Path, runs: list[RunData], tables: dict[str, l
     commands = "\n".join(html.escape(c) for c in _commands(root, out))
     doc = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>hybridpg report: {html.escape(root.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}pre{{white-space:pre-wrap;overflow-wrap:anywhere}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
 <h1>hybridpg report: {html.escape(str(root))}</h1>
 <p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}. {len(runs)} run folders. One row per setting (algo, env,

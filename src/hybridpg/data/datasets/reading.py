@@ -42,7 +42,8 @@ def _locate(dataset_id_or_path: str | os.PathLike[str], root: Path | str | None)
         if not data_dir.is_dir():
             raise _error(
                 f"dataset {dataset_id!r} not found locally: looked in {data_dir} "
-                f"(root {root_path}); datasets are never downloaded, create it with write_dataset"
+                f"(root {root_path}); datasets are never downloaded: create it with hybridpg collect --env ENV "
+                f"--policy random --episodes N --dataset-id {dataset_id} --out {root_path} (or write_dataset)"
             )
         return data_dir, dataset_id
 
