@@ -157,3 +157,12 @@ def test_collect_takes_env_kwargs_as_train_does(tmp_path: Path, monkeypatch: pyt
     assert cli.main([*argv, "--dataset-id", "x-v0", "--env-kwargs", "horizon"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: hybridpg collect: --env-kwargs: 'horizon' is not key=value"]
+
+
+def test_seeds_take_the_sweep_syntax(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "se"
+    argv = [*BASE[:-4], "--se-epochs", "5", "--method", "on-policy", "--out", str(out)]
+    assert cli.main([*argv, "--seeds", "3,5"]) == 0
+    assert sorted({int(row["seed"]) for row in read_rows(out / "sampling_error.jsonl")}) == [3, 5]
+    assert cli.main([*argv, "--seeds", "0,x"]) == 2
+    assert "--seeds='0,x': give a count" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridpg.errors import ConfigError
+from hybridpg.experiments.spec_file import parse_seeds
 
 ALGOS = ["props", "ppo-buffer", "ppo"]
 ENV = "CartPole-v1"
@@ -31,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"),
                         help="sweep root (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per method (default: %(default)s)")
+    parser.add_argument("--seeds", default="5", help="as in sweep: a count N (seeds 0..N-1), a list 0,3,7 or a "
+                                                     "range 5-9 (default: %(default)s)")
     parser.add_argument("--total-timesteps", type=int, default=20_000, help="per run (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs")
     parser.set_defaults(func=handle)
@@ -74,9 +76,10 @@ def handle(args: argparse.Namespace) -> int:
     from hybridpg.experiments.spec_file import load_spec
     from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
-    if args.seeds < 2:
+    seeds = parse_seeds(args.seeds)
+    if len(seeds) < 2:
         raise ConfigError(f"--seeds={args.seeds}: a confidence interval needs at least 2 seeds")
-    spec = SweepSpec(ALGOS, [ENV], list(range(args.seeds)), args.total_timesteps, {}, args.out.resolve(),
+    spec = SweepSpec(ALGOS, [ENV], seeds, args.total_timesteps, {}, args.out.resolve(),
                      workers=args.workers, spec_file=load_spec(SPEC))
     print(f"$ {spec.command()}", flush=True)
     start = time.perf_counter()

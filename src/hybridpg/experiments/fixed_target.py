@@ -38,6 +38,7 @@ from hybridpg.algorithms.onpolicy import PROPS, ROS, OnPolicyAgent, PPOBuffer
 from hybridpg.data.normalizers import ObsNormalizer
 from hybridpg.diagnostics.sampling_error import estimate_sampling_error
 from hybridpg.errors import CheckpointError, ConfigError, HybridPGError
+from hybridpg.experiments.spec_file import parse_seeds
 from hybridpg.training.checkpoint import atomic_write_bytes
 
 #: the agent whose sampler each method names (PPO-Buffer: theta samples; its b batches are the buffer)
@@ -295,8 +296,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--target", default="random", help="'random' or a run folder / checkpoint of an on-policy run")
     p.add_argument("--batches", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..K-1 (default: %(default)s)")
-    p.add_argument("--seed-start", type=int, default=0)
+    p.add_argument("--seeds", default="5", help="as in sweep: a count N (seeds 0..N-1, shifted by --seed-start), "
+                                                "a list 0,3,7 or a range 5-9 (default: %(default)s)")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed when --seeds is a count (default: 0)")
     p.add_argument("--se-epochs", type=int, default=1000)
     p.add_argument("--behavior-steps", type=int, default=None,
                    help="m: steps between PROPS and ROS behavior updates (default: 256, or --batch-size if smaller)")
@@ -342,7 +344,9 @@ def flag_error(exc: ConfigError) -> ConfigError:
 
 def _check_args(args: argparse.Namespace, methods: list[str]) -> dict[str, Any]:
     """Every setting checked before any folder is made or run started; returns the config overrides."""
-    for flag, value, least in (("--seeds", args.seeds, 1), ("--seed-start", args.seed_start, 0),
+    args.seed_list = [args.seed_start + s for s in parse_seeds(args.seeds)] if args.seeds.strip().isdigit() \
+        else parse_seeds(args.seeds)
+    for flag, value, least in (("--seed-start", args.seed_start, 0),
                                ("--batches", args.batches, 1), ("--batch-size", args.batch_size, 1),
                                ("--se-epochs", args.se_epochs, 1)):
         if value < least:
@@ -369,7 +373,7 @@ def _main(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise HybridPGError(f"cannot write results to {args.out}: {exc.strerror or exc}") from None
     rows: list[dict[str, Any]] = []
-    for seed in range(args.seed_start, args.seed_start + args.seeds):
+    for seed in args.seed_list:
         for method in methods:
             rows += run_fixed_target(args.env, method, args.target, seed, args.batches, args.batch_size,
                                      args.se_epochs, overrides)
