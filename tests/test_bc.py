@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from hybridpg import PPO, PROPS, evaluate
 from hybridpg.config import PPOConfig
@@ -111,3 +112,25 @@ def test_bc_config_errors() -> None:
         PPOConfig(offline_dataset="x-v0", bc_coef=0.1, bc_critic=True)
     with pytest.raises(ConfigError, match="bc_lr"):
         PPOConfig(offline_dataset="x-v0", bc_steps=1, bc_lr=0.0)
+
+
+def test_a_relative_offline_root_is_stored_absolute_so_resume_works_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridpg.cli import main
+
+    data = tmp_path / "work" / "data"
+    data.mkdir(parents=True)
+    name = _dataset(data, LOCK, 3, epsilon=0.0, episodes=10)
+    monkeypatch.chdir(tmp_path / "work")
+    run = tmp_path / "run"
+    argv = ["train", "--algo", "ppo", "--env", LOCK, "--env-kwargs", "horizon=3", "--offline-dataset", name,
+            "--offline-root", "data", "--bc-steps", "5", "--n-steps", "64", "--n-minibatches", "2",
+            "--eval-freq", "0", "--total-timesteps", "128", "--run-dir", str(run), "--progress", "off"]
+    assert main(argv) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())["config"]["offline_root"]
+    assert saved == str(data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--resume", str(run), "--total-timesteps", "256", "--progress", "off"]) == 0

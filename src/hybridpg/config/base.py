@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from collections.abc import Iterable
@@ -88,6 +89,9 @@ class BaseConfig:
             _require(all(w <= _WIDTH_CAP for w in widths), name, widths, f"layer widths must be at most {_WIDTH_CAP:,}")
 
     def validate(self) -> None:
+        root = getattr(self, "offline_root", None)
+        if isinstance(root, str) and root:  # stored absolute: resume and eval may run from another folder
+            object.__setattr__(self, "offline_root", os.path.abspath(os.path.expanduser(root)))
         _require(self.num_envs >= 1, "num_envs", self.num_envs, "must be >= 1")
         _require(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "must be in (0, 1]")
         _require(
