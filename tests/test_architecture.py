@@ -92,3 +92,12 @@ def test_training_never_imports_algorithms() -> None:
     leaks = {m: sorted(t for t in ts if t.startswith("hybridpg.algorithms"))
              for m, ts in graph.items() if m.startswith(("hybridpg.training", "hybridpg.data", "hybridpg.envs"))}
     assert {m: t for m, t in leaks.items() if t} == {}
+
+
+def test_algorithms_inherit_at_most_two_levels() -> None:
+    # each algorithm class derives from Agent directly; a shared part is mixed in beside it, one level deep
+    from hybridpg.algorithms import ALGORITHMS, Agent
+
+    for cls in ALGORITHMS.values():
+        assert Agent in cls.__bases__, cls
+        assert all(base.__bases__ == (object,) for base in cls.__bases__), (cls, cls.__mro__)

@@ -2,8 +2,9 @@
 
 An algorithm subclasses ``Agent``, builds its networks in ``_build`` and implements
 ``_train(run, total_timesteps)``, calling ``run.on_episodes`` and ``run.after_update`` from its
-loop. The one deeper step: PPO, PPO-Buffer, PROPS and ROS are ``OnPolicyAgent`` with their own
-config class (which picks the behavior policy) and nothing else. Everything stateful is reachable
+loop. Every algorithm derives from ``Agent`` directly; PPO, PPO-Buffer, PROPS and ROS also take in
+``OnPolicyAgent`` (their shared loop and update, a mixin) and differ only in their config class,
+which picks the behavior policy. Everything stateful is reachable
 from ``state_dict``; the run machinery (``training/``) sees an agent only as a ``Learner``.
 """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -29,10 +29,18 @@ from hybridpg.diagnostics.sampling_error import sampling_error_metric
 from hybridpg.errors import HybridPGError
 from hybridpg.networks import Policy, ValueNet, clip_grad_norm, draw_noise, make_adam
 
+if TYPE_CHECKING:  # the loop uses Agent's attributes; at run time it is mixed in beside Agent (one level)
+    _AgentAttributes = Agent
+else:
+    _AgentAttributes = object
 
-class OnPolicyAgent(Agent):
+
+class OnPolicyAgent(_AgentAttributes):
+    """The on-policy loop and update that PPO, PPO-Buffer, PROPS and ROS share (each: this + Agent)."""
+
     config_cls: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
     lr_schedules = True
+    inference_keys = ("policy",)
     config: OnPolicyConfig
 
     def _build(self) -> None:
@@ -65,20 +73,16 @@ class OnPolicyAgent(Agent):
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         return self.policy.act(obs, deterministic)
 
-    inference_keys = ("policy",)
-
     @classmethod
-    def _inference_act(
-        cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any], env: Any
-    ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+    def _inference_act(cls, config: Any, obs_dim: int, action_space: gym.Space[Any], algo_state: dict[str, Any],
+                       env: Any) -> Callable[[torch.Tensor, bool], torch.Tensor]:
         policy = Policy(obs_dim, action_space, config.hidden_sizes)
         policy.load_state_dict(algo_state["policy"])
         return policy.act
 
     # -- the loop -----------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
-        cfg = self.config
-        chunk = self.sampler.chunk  # n for the target itself, m for a behavior policy
+        cfg, chunk = self.config, self.sampler.chunk  # chunk: n for the target itself, m for a behavior policy
         left = run.stop_at - self.global_step
         if left > 0 and left % chunk:
             end = self.global_step + -(-left // chunk) * chunk
@@ -276,25 +280,21 @@ class OnPolicyAgent(Agent):
         self.sampler.load_state_dict(state)
 
 
-class PPO(OnPolicyAgent):
+class PPO(OnPolicyAgent, Agent):
     """PPO: b = 1, theta samples."""
-
     config_cls = PPOConfig
 
 
-class PPOBuffer(OnPolicyAgent):
+class PPOBuffer(OnPolicyAgent, Agent):
     """PPO trained on the last b batches as if they were on-policy."""
-
     config_cls = PPOBufferConfig
 
 
-class PROPS(OnPolicyAgent):
+class PROPS(OnPolicyAgent, Agent):
     """Proximal Robust On-Policy Sampling: an adaptive behavior policy keeps old data on-policy."""
-
     config_cls = PROPSConfig
 
 
-class ROS(OnPolicyAgent):
+class ROS(OnPolicyAgent, Agent):
     """Robust On-policy Sampling: one plain gradient step on phi per env step."""
-
     config_cls = ROSConfig
