@@ -34,15 +34,21 @@ def grads(mlp: EnsembleMLP, x: torch.Tensor, out: torch.Tensor, upstream: torch.
 
 @pytest.mark.parametrize(("n", "hidden", "out_dim"), [(2, (16, 8), 1), (1, (16, 8, 12), 6), (3, (5,), 2)])
 def test_output_and_every_gradient_match_autograd(n: int, hidden: tuple[int, ...], out_dim: int) -> None:
-    torch.manual_seed(0)
-    mlp = EnsembleMLP(n, 7, hidden, out_dim)
-    x = torch.randn(10, 7, requires_grad=True)
-    upstream = torch.randn(n, 10, out_dim)
+    check_against_reference(n, 7, hidden, out_dim, rows=10, seed=0, tol=1e-6)
+
+
+def check_against_reference(n: int, in_dim: int, hidden: tuple[int, ...], out_dim: int, rows: int, seed: int,
+                            tol: float) -> None:
+    """The output and every gradient (input and weights) equal plain autograd's on the reference MLP."""
+    torch.manual_seed(seed)
+    mlp = EnsembleMLP(n, in_dim, hidden, out_dim)
+    x = torch.randn(rows, in_dim, requires_grad=True)
+    upstream = torch.randn(n, rows, out_dim)
     ours = mlp(x)
     theirs = reference(mlp, x)
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=tol)
     for g_ours, g_ref in zip(grads(mlp, x, ours, upstream), grads(mlp, x, theirs, upstream), strict=True):
-        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=tol)
 
 
 def test_detached_weights_get_no_gradient_and_the_input_gradient_is_unchanged() -> None:
@@ -86,15 +92,7 @@ REAL_SHAPES = [(2, 14, 1), (1, 11, 6)]
 def test_real_shapes_output_and_every_gradient_match_autograd(
     hidden: tuple[int, int], n: int, in_dim: int, out_dim: int
 ) -> None:
-    torch.manual_seed(4)
-    mlp = EnsembleMLP(n, in_dim, hidden, out_dim)
-    x = torch.randn(256, in_dim, requires_grad=True)
-    upstream = torch.randn(n, 256, out_dim)
-    ours = mlp(x)
-    theirs = reference(mlp, x)
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
-    for g_ours, g_ref in zip(grads(mlp, x, ours, upstream), grads(mlp, x, theirs, upstream), strict=True):
-        torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-5)
+    check_against_reference(n, in_dim, hidden, out_dim, rows=256, seed=4, tol=1e-5)
 
 
 @pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
