@@ -8,7 +8,7 @@ microseconds per minibatch step as the process's CPU time (which other jobs on a
 inflate less than wall-clock) and wall-clock, median over ``--repeats`` calls, one torch thread.
 
 ``--kernel tanh_mlp`` runs the policy's and the value network's MLPs through
-``hybridpg.tanh_mlp.tanh_mlp`` (one autograd node per network, written-out backward) instead of
+``benchmarks/tanh_mlp.py`` (one autograd node per network, written-out backward) instead of
 their own forward, without changing the library.
 
 ``--compare OLD_SRC`` runs this script in fresh processes, alternating the current checkout's
@@ -38,13 +38,21 @@ from typing import Any
 
 def use_tanh_mlp(net: Any) -> None:
     """Route ``net`` (a Linear/Tanh ``nn.Sequential``) through ``tanh_mlp``."""
+    import torch
+    from tanh_mlp import plain_tanh_mlp, tanh_mlp  # benchmarks/tanh_mlp.py: the kernel under test
     from torch import nn
-
-    from hybridpg.tanh_mlp import tanh_mlp
 
     linears = [m for m in net if isinstance(m, nn.Linear)]
     assert all(isinstance(m, nn.Tanh) for m in net if not isinstance(m, nn.Linear)), net
-    net.forward = lambda x: tanh_mlp(x, tuple(p for m in linears for p in (m.weight, m.bias)))
+    params = tuple(p for m in linears for p in (m.weight, m.bias))
+    # a timing is only worth having for a kernel that computes the same output and gradients
+    x = torch.randn(64, linears[0].in_features, requires_grad=True)
+    ours, ref = tanh_mlp(x, params), plain_tanh_mlp(x, params)
+    torch.testing.assert_close(ours, ref)
+    grads = [torch.autograd.grad(out.sum(), (x, *params)) for out in (ours, ref)]
+    for g_ours, g_ref in zip(*grads, strict=True):
+        torch.testing.assert_close(g_ours, g_ref)
+    net.forward = lambda x: tanh_mlp(x, params)
 
 
 def measure(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]:

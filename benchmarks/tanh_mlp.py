@@ -1,8 +1,9 @@
-"""A whole Tanh MLP as one autograd node, with its backward written out.
+"""An experiment for ``ppo_step.py``: a whole Tanh MLP as one autograd node, backward written out.
 
-Plain autograd records three nodes per Linear-Tanh layer (the weight's transpose, the addmm, the
-tanh) and runs each node's backward separately. For the 64-64 networks of PPO and PROPS on CPU that
-bookkeeping, not the arithmetic, is most of a minibatch step. ``TanhMLPFunction`` runs the same
+Not part of the library: measured against plain autograd on PPO's 64-64 networks it was no faster
+(BENCHMARKS.md, on-policy throughput), so ``networks.py`` keeps plain autograd. The hypothesis was
+that plain autograd's three nodes per Linear-Tanh layer (the weight's transpose, the addmm, the
+tanh) cost more than the arithmetic. ``TanhMLPFunction`` runs the same
 forward (``addmm`` per layer, ``tanh`` between layers, as ``F.linear`` does for a 2-D input) keeping
 the hidden activations, and its backward uses them directly: ``tanh'(z) = 1 - h^2``
 (``tanh_backward``), ``mm`` for weight and input gradients, ``sum`` over rows for bias gradients.
