@@ -231,3 +231,15 @@ def test_a_worker_killed_by_the_os_fails_its_run_and_the_sweep_goes_on(
         assert (tmp_path / "sweep" / "CartPole-v1" / "ppo" / f"seed{seed}" / "summary.json").is_file()
         killed = tmp_path / "sweep" / "killer_envs:Killer-v0" / "ppo" / f"seed{seed}" / "error.txt"
         assert "killed" in killed.read_text()
+
+
+def test_sweep_takes_env_kwargs_spelled_as_train_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sweep", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--total-timesteps", "256",
+            *_set_args({**PPO_TINY, "eval_freq": "0"}), "--env-kwargs", "max_episode_steps=50",
+            "--out", str(tmp_path / "s"), "--workers", "1"]
+    assert main(argv) == 0
+    config = yaml.safe_load((tmp_path / "s" / "CartPole-v1" / "ppo" / "seed0" / "config.yaml").read_text())
+    assert config["config"]["env_kwargs"] == {"max_episode_steps": 50}
+    both = [*argv[:-4], "--set", "env_kwargs=max_episode_steps=60", "--out", str(tmp_path / "t"), "--workers", "1"]
+    assert main(both) == 2
+    assert "once" in capsys.readouterr().err and not (tmp_path / "t").exists()

@@ -343,6 +343,8 @@ def add_parser(subparsers: Any) -> None:
                         help="env steps per run (with --spec: replaces the spec's budgets)")
     parser.add_argument("--set", action="append", metavar="FIELD=VALUE", dest="overrides",
                         help="config override for every run (repeatable)")
+    parser.add_argument("--env-kwargs", default=None, metavar="DICT",
+                        help="env constructor arguments for every run, as train takes them: a=1,b=2")
     parser.add_argument("--out", type=Path, required=True, help="sweep root folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="runs in parallel (default: CPU count)")
@@ -354,8 +356,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    overrides = parse_overrides(args.overrides)
+    if args.env_kwargs is not None:  # the spelling train and collect use
+        if "env_kwargs" in overrides:
+            raise ConfigError("give the env keywords once: --env-kwargs or --set env_kwargs=...")
+        overrides["env_kwargs"] = args.env_kwargs
     common: dict[str, Any] = {
-        "overrides": parse_overrides(args.overrides), "root": args.out.resolve(), "workers": args.workers,
+        "overrides": overrides, "root": args.out.resolve(), "workers": args.workers,
         "backend": args.backend, "ray_address": args.ray_address, "cpus_per_run": args.cpus_per_run,
     }
     if args.spec is not None:
