@@ -231,7 +231,7 @@ def _ctrl_c(argv: list[str], run_dir: Path, past_step: int, cwd: Path) -> tuple[
     """A trainer in its own process group, Ctrl-C'd as a terminal does it: SIGINT to the whole
     group (its env workers too) once it has logged a step beyond ``past_step``."""
     proc = subprocess.Popen([sys.executable, "-m", "hybridpg.cli", "train", *argv], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
     try:
         deadline = time.monotonic() + 120
         while _last_step(run_dir) <= past_step:
