@@ -134,3 +134,7 @@ def test_a_relative_offline_root_is_stored_absolute_so_resume_works_elsewhere(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert main(["train", "--resume", str(run), "--total-timesteps", "256", "--progress", "off"]) == 0
+    # naming the same root again, relative to where it was given, is the same setting
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["train", "--resume", str(run), "--offline-root", "data", "--total-timesteps", "320",
+                 "--progress", "off"]) == 0

@@ -118,3 +118,15 @@ def test_a_sac_policy_loads_without_its_replay_buffer_or_critics(tmp_path: Path)
     assert small < (tmp_path / "run" / "checkpoints" / "final.pt").stat().st_size / 4
     np.testing.assert_array_equal(load_policy(tmp_path / "sac_policy.pt").predict(obs)[0], agent.predict(obs)[0])
     agent.close()
+
+
+def test_load_policy_with_an_env_instance_ignores_the_saved_env_kwargs(tmp_path: Path) -> None:
+    agent = PPO("Pendulum-v1", seed=0, env_kwargs={"g": 9.0}, **SMALL)
+    agent.learn(256, run_dir=tmp_path / "run", progress=False)
+    env = gym.make("Pendulum-v1", g=9.0)
+    policy = Agent.load_policy(tmp_path / "run", env=env)  # as Agent.load does: the instance is used as it is
+    obs = _observations("Pendulum-v1")
+    np.testing.assert_array_equal(policy.predict(obs)[0], agent.predict(obs)[0])
+    env.reset(seed=0)  # still open: the caller's env is not closed
+    env.close()
+    agent.close()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -227,7 +228,7 @@ def _last_step(run_dir: Path) -> int:
     return max((json.loads(line)["step"] for line in lines if line.endswith("}")), default=-1)
 
 
-def _ctrl_c(argv: list[str], run_dir: Path, past_step: int, cwd: Path) -> tuple[int, str]:
+def _ctrl_c(argv: list[str], run_dir: Path, past_step: int, cwd: Path, sig: int = signal.SIGINT) -> tuple[int, str]:
     """A trainer in its own process group, Ctrl-C'd as a terminal does it: SIGINT to the whole
     group (its env workers too) once it has logged a step beyond ``past_step``."""
     proc = subprocess.Popen([sys.executable, "-m", "hybridpg.cli", "train", *argv], cwd=cwd,
@@ -237,7 +238,7 @@ def _ctrl_c(argv: list[str], run_dir: Path, past_step: int, cwd: Path) -> tuple[
         while _last_step(run_dir) <= past_step:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -282,3 +283,31 @@ def test_async_workers_seed_their_spaces_from_the_run_seed_like_sync_envs() -> N
     assert first == again == sync  # the same seed: the same draws, in workers as in-process
     assert first[0] != first[1]  # seed + env index: each env its own stream
     assert other[0] != first[0] and other[1] != first[1]
+
+
+def test_sigterm_to_the_process_group_with_async_envs_checkpoints(tmp_path: Path) -> None:
+    # what schedulers (scancel, docker stop, systemd) do: SIGTERM to the whole group, workers included
+    run_dir = tmp_path / "run"
+    argv = [*ARGS, "--total-timesteps", "1000000", "--async-envs", "true", "--num-envs", "2", "--eval-freq", "0",
+            "--run-dir", str(run_dir)]
+    code, err = _ctrl_c(argv, run_dir, 256, tmp_path, sig=signal.SIGTERM)
+    assert code == 143 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted by SIGTERM at step "), err
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["global_step"] > 256
+
+
+def test_a_loop_without_safe_points_is_refused_at_its_first_update(tmp_path: Path) -> None:
+    from hybridpg import PPO
+    from hybridpg.errors import HybridPGError
+
+    class NoSafePoints(PPO):
+        def _train(self, run: Any, total_timesteps: int) -> None:
+            while self.global_step < total_timesteps:  # never asks run.safe_point(): unstoppable
+                self.collect(self.config.n_steps, run)
+                self.updates += 1
+                run.after_update({})
+
+    agent = NoSafePoints("CartPole-v1", n_steps=64, eval_freq=0)
+    with pytest.raises(HybridPGError, match="must call run.safe_point"):
+        agent.learn(256, run_dir=tmp_path / "run", progress=False)
+    agent.close()

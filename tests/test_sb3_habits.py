@@ -167,3 +167,15 @@ def test_eval_every_evaluates_at_fractions_of_any_budget(budget: int, tmp_path: 
     quarters = [int(s // (0.25 * budget)) for s in steps]
     assert quarters == sorted(set(quarters)) and len(steps) >= 5, steps
     assert all(s - q * 0.25 * budget < n for s, q in zip(steps[1:-1], quarters[1:-1], strict=True))
+
+
+def test_eval_every_reaches_sac_before_its_first_update(tmp_path: Path) -> None:
+    import hybridpg
+
+    agent = hybridpg.SAC("Pendulum-v1", seed=0, learning_starts=2000, batch_size=32, hidden_sizes=(16, 16),
+                         log_freq=500, eval_every=0.1, eval_episodes=1)
+    agent.learn(4000, run_dir=tmp_path / "run", progress=False)
+    agent.close()
+    steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/return_mean" in r]
+    # every 10% of the budget, also while the replay buffer fills (no updates yet)
+    assert [s for s in steps if s < 2000] == [0, 400, 800, 1200, 1600], steps

@@ -1,11 +1,12 @@
 """What every algorithm shares: construction, seeding, predict/save/load, and the run around learn().
 
 An algorithm subclasses ``Agent``, builds its networks in ``_build`` and implements
-``_train(run, total_timesteps)``, calling ``run.on_episodes`` and ``run.after_update`` from its
-loop. Every algorithm derives from ``Agent`` directly; PPO, PPO-Buffer, PROPS and ROS also take in
-``OnPolicyAgent`` (their shared loop and update, a mixin) and differ only in their config class,
-which picks the behavior policy. Everything stateful is reachable
-from ``state_dict``; the run machinery (``training/``) sees an agent only as a ``Learner``.
+``_train(run, total_timesteps)``: its loop returns when ``run.safe_point()`` (called at the top of
+every iteration) says so, and calls ``run.on_episodes`` and ``run.after_update``. Every algorithm
+derives from ``Agent`` directly; PPO, PPO-Buffer, PROPS and ROS also take in ``OnPolicyAgent``
+(their shared loop and update, a mixin) and differ only in their config class, which picks the
+behavior policy. Everything stateful is reachable from ``state_dict``; the run machinery
+(``training/``) sees an agent only as a ``Learner``.
 """
 
 from __future__ import annotations

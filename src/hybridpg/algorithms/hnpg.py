@@ -121,7 +121,8 @@ class HNPG(Agent):
         if config.finite_horizon:  # the step h comes from the observation, which only the env can decode
             made = make_env_fn(env, **config.env_kwargs)()
             decode = getattr(made.unwrapped, "decode_observation", None)
-            made.close()
+            if not isinstance(env, gym.Env):  # built here; an instance the caller gave stays open
+                made.close()
             if decode is None:
                 raise ConfigError("finite_horizon needs an env with decode_observation (the combination lock)")
         return functools.partial(hnpg_act, policies, decode, config.horizon)

@@ -120,7 +120,10 @@ def space_from_record(record: dict[str, Any]) -> gym.Space[Any]:
 def policy_from_state(state: dict[str, Any], agent_cls: Any, env: Any, path: str | Path) -> TrainedPolicy:
     """The policy in a loaded checkpoint or policy file, built by ``agent_cls``'s ``_inference_act``."""
     try:
-        config = agent_cls.config_cls.from_saved(dict(state["config"]))
+        saved = dict(state["config"])
+        if env is not None and not isinstance(env, str):
+            saved["env_kwargs"] = {}  # an Env instance or factory given here is used as it is
+        config = agent_cls.config_cls.from_saved(saved)
         spaces = state.get("spaces") or {}
         env_spec = env if env is not None else state["env_id"]
         if "action_space" in spaces:

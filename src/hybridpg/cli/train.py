@@ -241,7 +241,10 @@ def _check_unchanged(doc: dict[str, Any], given: dict[str, tuple[str, Any]]) -> 
             same = value == doc[dest]
         elif dest.startswith("cfg_"):
             try:
-                same = coerce_field(type(config), dest[4:], value) == getattr(config, dest[4:])
+                # through the config, so a value it normalizes (a relative offline_root) compares as stored
+                coerced = {dest[4:]: coerce_field(type(config), dest[4:], value)}
+                same = getattr(type(config).from_dict({**config.to_dict(), **coerced}), dest[4:]) == getattr(
+                    config, dest[4:])
             except (HybridPGError, TypeError, ValueError, AttributeError):
                 same = False  # a field this algorithm lacks, or a value it could not take
         else:

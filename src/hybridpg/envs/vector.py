@@ -65,9 +65,11 @@ def _worker_factory(factory: Callable[[], gym.Env], parent_pid: int) -> Callable
 
     def build() -> gym.Env:
         if os.getpid() != parent_pid:
-            # a terminal's Ctrl-C reaches the whole process group: the trainer must outlive it
-            # with its workers, to checkpoint (env state lives in them) and then close them
+            # a terminal's Ctrl-C (and a scheduler's SIGTERM) reaches the whole process group: the
+            # trainer must outlive it with its workers, to checkpoint (env state lives in them), then
+            # close them; a worker still exits when its pipe to the trainer closes
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return _StateAccess(factory())
 
     return build
@@ -281,6 +283,7 @@ class VecEnv:
             except (OSError, EOFError, _WorkerFailure):  # BrokenPipe, ConnectionReset: a worker already died
                 with contextlib.suppress(Exception):  # stop whatever is left, quietly
                     self._async.close(terminate=True)
+                self._async.closed = True  # so its __del__ does not try (and print) again
         for env in self.envs:
             env.close()
 

@@ -75,6 +75,7 @@ class Run:
         self.run_dir = run_dir
         self.stop_signal: int | None = None
         self._checkpoint_due = False  # written at the next safe point, where the state is complete
+        self.safe_points = 0  # calls so far: a loop that never makes one could not be stopped or checkpointed
         self._saved_for_stop = False  # a checkpoint was written after stop_signal was set
         self.finished = False  # summary.json written: the run is complete
         self.summary: dict[str, object] = {}
@@ -143,6 +144,9 @@ class Run:
 
     def after_update(self, metrics: dict[str, float]) -> None:
         agent = self.agent
+        if not self.safe_points:
+            raise HybridPGError(f"{type(agent).__name__}._train must call run.safe_point() at the top of its loop "
+                                "(where signals stop the run and checkpoints are written)")
         self._rollout_end()
         self._fire("update", metrics)
         now = time.perf_counter()
@@ -176,7 +180,10 @@ class Run:
     def safe_point(self) -> bool:
         """Call at the top of the training loop, where the agent's state fully determines the rest
         of the run. Writes a due checkpoint; True means stop now (signal, or this call's steps done)."""
+        self.safe_points += 1
         self._rollout_end()
+        if self.agent.config.eval_every > 0 and self._evaluation_due():  # loops that update rarely (SAC warm-up)
+            self.logger.log(self.agent.global_step, self.evaluate())
         if self._checkpoint_due or (self.stop_signal is not None and self.run_dir is not None):
             self._checkpoint_due = False
             self.save_latest()
