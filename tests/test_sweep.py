@@ -243,3 +243,14 @@ def test_sweep_takes_env_kwargs_spelled_as_train_does(tmp_path: Path, capsys: py
     both = [*argv[:-4], "--set", "env_kwargs=max_episode_steps=60", "--out", str(tmp_path / "t"), "--workers", "1"]
     assert main(both) == 2
     assert "once" in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+def test_a_run_stopped_before_its_summary_is_finished_by_the_next_sweep(tmp_path: Path) -> None:
+    spec = SweepSpec(["ppo"], ["CartPole-v1"], [0], 256, {**PPO_TINY, "eval_freq": "0"}, tmp_path / "s", workers=1)
+    assert run_sweep(spec, tty=False).done == 1
+    run = tmp_path / "s" / "CartPole-v1" / "ppo" / "seed0"
+    (run / "summary.json").unlink()  # the crash window between the last checkpoint and summary.json
+    (run / "checkpoints" / "final.pt").unlink()
+    progress = run_sweep(spec, tty=False)
+    assert progress.done == 1 and progress.failed == 0
+    assert _summary(run)["status"] == "finished" and (run / "checkpoints" / "final.pt").exists()

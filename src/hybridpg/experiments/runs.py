@@ -90,12 +90,6 @@ def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> R
     if state == "resume":
         agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
         remaining = spec.total_timesteps - agent.global_step
-        if remaining < 1:
-            agent.close()
-            raise HybridPGError(
-                f"{run_dir}: checkpoint is already at {agent.global_step} steps but summary.json is missing; "
-                "delete the folder to rerun it"
-            )
     else:
         # a folder without a checkpoint holds only a dead attempt's logs; start clean so metrics
         # from that attempt are not appended to
@@ -107,7 +101,10 @@ def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> R
     try:
         if on_agent is not None:
             on_agent(agent)
-        agent.learn(remaining, run_dir=run_dir, progress=False, reset=state != "resume")
+        if remaining < 1:  # stopped after its last checkpoint, before summary.json: evaluate and finish it
+            agent.finish_run(run_dir, progress=False)
+        else:
+            agent.learn(remaining, run_dir=run_dir, progress=False, reset=state != "resume")
     finally:
         agent.close()
     (run_dir / "error.txt").unlink(missing_ok=True)

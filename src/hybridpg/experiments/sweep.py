@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import shlex
@@ -146,7 +147,7 @@ def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) ->
                 queue.remove(suspect)
             batch, size = ([suspect], 1) if suspect is not None else (queue, workers)
             with ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=init_worker) as pool:
-                lost = _drain(pool, batch, size, progress)
+                lost = _drain(pool, batch, size, progress, suspects)
             for spec in lost:
                 if suspect is not None:  # it died with no other run beside it: that run is the cause
                     progress.finished(record_failure(spec, HybridPGError(
@@ -156,7 +157,8 @@ def run_local(runs: Sequence[RunSpec], workers: int, progress: SweepProgress) ->
                     queue.insert(0, spec)
 
 
-def _drain(pool: ProcessPoolExecutor, queue: list[RunSpec], workers: int, progress: SweepProgress) -> list[RunSpec]:
+def _drain(pool: ProcessPoolExecutor, queue: list[RunSpec], workers: int, progress: SweepProgress,
+           suspects: set[str]) -> list[RunSpec]:
     """Run ``queue`` in ``pool`` until it is empty; returns the runs lost when a worker died."""
     in_flight: dict[Future[RunResult], RunSpec] = {}
     try:
@@ -176,6 +178,9 @@ def _drain(pool: ProcessPoolExecutor, queue: list[RunSpec], workers: int, progre
                     continue
                 except Exception as exc:  # noqa: BLE001 (anything else of one run is that run's failure)
                     result = record_failure(spec, exc)
+                if result.status == "skipped" and spec.name in suspects:
+                    # it finished just before the pool broke (its result was lost with the pool): done here
+                    result = dataclasses.replace(result, status="finished")
                 progress.finished(result)
             if lost:  # the pool is dead: every run still in it is lost too
                 lost += list(in_flight.values())
