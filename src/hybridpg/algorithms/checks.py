@@ -50,25 +50,26 @@ def to_tuple(value: Any) -> Any:
     return value
 
 
+def _call(schedule: Callable[[float], float], remaining: float) -> float:
+    try:
+        return float(schedule(remaining))
+    except Exception as exc:  # the user's function: its failure is one line, not a traceback
+        raise ConfigError(f"learning_rate schedule failed at {remaining:.3f}: {type(exc).__name__}: {exc}") from None
+
+
 def schedule_start(schedule: Callable[[float], float], name: str, supported: bool) -> float:
     """The schedule's value at the start (recorded as the config's learning_rate), checked once."""
     if not supported:
         raise ConfigError(f"{name} takes a number for learning_rate, not a schedule (a callable)")
-    try:
-        start = float(schedule(1.0))
-    except Exception as exc:  # the user's function: its failure is one line, not a traceback
-        raise ConfigError(f"learning_rate schedule failed at 1.0 (the start): {type(exc).__name__}: {exc}") from None
-    if not (start > 0 and start < float("inf")):
+    start = _call(schedule, 1.0)
+    if not 0 < start < float("inf"):
         raise ConfigError(f"learning_rate schedule gives {start!r} at 1.0 (the start); it must be a number > 0")
     return start
 
 
 def scheduled_lr(schedule: Callable[[float], float], remaining: float) -> float:
     """The schedule's learning rate with ``remaining`` of the budget to go, checked."""
-    try:
-        lr = float(schedule(remaining))
-    except Exception as exc:  # the user's function: its failure is one line, not a traceback
-        raise ConfigError(f"learning_rate schedule failed at {remaining:.3f}: {type(exc).__name__}: {exc}") from None
+    lr = _call(schedule, remaining)
     if not 0 <= lr < float("inf"):
         raise ConfigError(f"learning_rate schedule gave {lr!r} at {remaining:.3f}; it must be a number >= 0")
     return lr
