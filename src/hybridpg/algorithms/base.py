@@ -229,9 +229,7 @@ class Agent:
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """``(action, state)`` for raw observation(s), as Stable-Baselines3's ``predict`` returns;
-        observations are normalized with the agent's saved statistics. hybridpg's policies have no
-        recurrent state: ``state`` comes back unchanged and ``episode_start`` is ignored."""
+        """SB3's ``(action, state)``; the same object a loaded policy file gives (``TrainedPolicy.predict``)."""
         return self.inference.predict(obs, state, episode_start, deterministic)
 
     def state_dict(self) -> dict[str, Any]:
