@@ -66,16 +66,7 @@ class LeanAdam(torch.optim.Optimizer):
                 torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=group["lr"],
                                    beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False)
                 continue
-            step_count = float(steps[0])
-            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sq, beta2)
-            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-            bias1 = 1 - beta1**step_count
-            bias2_sqrt = math.sqrt(1 - beta2**step_count)
-            denom = torch._foreach_sqrt(exp_avg_sq)
-            torch._foreach_div_(denom, bias2_sqrt)
-            torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(params, exp_avg, denom, value=-group["lr"] / bias1)
+            adam_step(params, grads, exp_avg, exp_avg_sq, float(steps[0]), group["lr"], (beta1, beta2), group["eps"])
 
     def state_dict(self) -> dict[str, Any]:
         # one step tensor per parameter, as torch.optim.Adam keeps them: torch's Adam increments
@@ -97,3 +88,19 @@ class LeanAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
+
+
+def adam_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: list[torch.Tensor],
+              exp_avg_sq: list[torch.Tensor], step_count: float, lr: float, betas: tuple[float, float],
+              eps: float) -> None:
+    """One Adam update in foreach kernels, ``step_count`` already including this step."""
+    beta1, beta2 = betas
+    torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+    bias1 = 1 - beta1**step_count
+    bias2_sqrt = math.sqrt(1 - beta2**step_count)
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_div_(denom, bias2_sqrt)
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, exp_avg, denom, value=-lr / bias1)

@@ -165,6 +165,13 @@ class Agent:
         from hybridpg.training.callbacks import as_callback
 
         hooks = as_callback(callback)
+        target = self.prepare_learn(total_timesteps, run_dir, reset, horizon)
+        run = Run(self, self.horizon or 0, self.run_dir, progress, stop_at=target, callback=hooks)
+        self._drive(run, train=True)
+        return self
+
+    def prepare_learn(self, total_timesteps: int, run_dir: str | Path | None, reset: bool, horizon: int | None) -> int:
+        """``learn``'s checks and bookkeeping before its run starts; returns the step it trains to."""
         if not reset and self._inexact_resume is not None:
             warnings.warn(
                 f"resuming {self.env_id}: {self._inexact_resume}; training continues but is not bit-exact", stacklevel=2
@@ -185,9 +192,7 @@ class Agent:
         self.horizon = horizon if horizon is not None else default
         if run_dir is not None:
             self.run_dir = Path(run_dir)
-        run = Run(self, self.horizon, self.run_dir, progress, stop_at=target, callback=hooks)
-        self._drive(run, train=True)
-        return self
+        return target
 
     def finish_run(self, run_dir: str | Path, progress: bool | None = None) -> Agent:
         """Complete a run whose training is done but whose final evaluation and summary.json are

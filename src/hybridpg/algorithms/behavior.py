@@ -97,14 +97,21 @@ class PROPSSampling(TargetSampling):
         self.reference.load_state_dict(self.target.state_dict())
 
     def adapt(self, data: BufferData, buffer_full: bool) -> dict[str, float]:
-        self.behavior.load_state_dict(self.target.state_dict())  # phi = copy(theta)
+        obs, actions = self.begin_adapt(data, buffer_full)
+        metrics = props_update(self.behavior, self.reference, self.optimizer, obs, actions, self.cfg, self.generator)
+        self.end_adapt()
+        return metrics
+
+    def begin_adapt(self, data: BufferData, buffer_full: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """phi = copy(theta); returns the buffer rows PROPS's update corrects."""
+        self.behavior.load_state_dict(self.target.state_dict())
         # the oldest m rows are evicted by the next collection before they could be corrected
         skip = self.cfg.behavior_steps // self.cfg.num_envs if buffer_full else 0
-        obs, actions = data(skip)
-        metrics = props_update(self.behavior, self.reference, self.optimizer, obs, actions, self.cfg, self.generator)
+        return data(skip)
+
+    def end_adapt(self) -> None:
         if self.cfg.props_stale_reference:  # only the first update after a PPO update sees the old theta
             self.reference.load_state_dict(self.target.state_dict())
-        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         return {"behavior": self.behavior.state_dict(), "reference": self.reference.state_dict(),

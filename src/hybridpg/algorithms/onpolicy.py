@@ -1,10 +1,9 @@
 """PPO, PPO-Buffer, PROPS and ROS: one on-policy code path (spec: props.md).
 
-A sampler (``algorithms/behavior.py``) decides who collects: theta itself in whole batches (PPO,
-PPO-Buffer), PROPS's phi (adapted every m steps so that the buffer looks on-policy for theta), or
-ROS's phi (theta moved one gradient step on the buffer before every env step). Every n steps the
-whole buffer is re-normalized with the current statistics, log pi_theta, V and GAE are recomputed
-under the current networks, and the PPO update runs on all b*n stored transitions. PPO's "old"
+A sampler (``algorithms/behavior.py``) decides who collects: theta in whole batches (PPO, PPO-Buffer),
+PROPS's phi (adapted every m steps so the buffer looks on-policy for theta) or ROS's phi (one gradient
+step from theta before every env step). Every n steps the buffer is re-normalized, log pi_theta, V and
+GAE are recomputed under the current networks, and PPO updates on all b*n transitions; its "old"
 log-prob is always log pi_theta recomputed just before the update, never phi's.
 """
 
@@ -22,6 +21,7 @@ from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import BehaviorCloner, load_offline
 from hybridpg.algorithms.behavior import SAMPLERS
 from hybridpg.algorithms.checks import scheduled_lr
+from hybridpg.algorithms.ppo_loss import explained_variance, ppo_losses
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
@@ -82,37 +82,56 @@ class OnPolicyAgent(_AgentAttributes):
 
     # -- the loop -----------------------------------------------------------------------------------
     def _train(self, run: Run, total_timesteps: int) -> None:
-        cfg, chunk = self.config, self.sampler.chunk  # chunk: n for the target itself, m for a behavior policy
+        chunk = self.start_training(run)
+        while self.global_step < total_timesteps:
+            if run.safe_point():  # checkpoints and stops happen only here, between iterations
+                return
+            self.collect(chunk, run)
+            if self.update_due(chunk):
+                data, metrics = self.begin_update(total_timesteps)
+                metrics.update(self._ppo_update(data))
+                self.end_update(metrics, run)
+            behavior_metrics = self.adapt_behavior()
+            if behavior_metrics:
+                run.logger.log(self.global_step, behavior_metrics)
+
+    def start_training(self, run: Run) -> int:
+        """Warn about a budget that is no whole number of chunks, run BC's warm start once; returns
+        the chunk: n env steps for the target itself, m for a behavior policy."""
+        chunk = self.sampler.chunk
         left = run.stop_at - self.global_step
         if left > 0 and left % chunk:
             end = self.global_step + -(-left // chunk) * chunk
             warnings.warn(f"the run collects whole chunks of {chunk} env steps (over all envs), so it stops at "
-                          f"step {end}, not {run.stop_at}", stacklevel=2)
+                          f"step {end}, not {run.stop_at}", stacklevel=3)
         if self.bc is not None and not self.bc.pretrained:  # once per run (the flag survives resume)
             bc_metrics = self.bc.warm_start()
             self.sampler.restart_from_target()  # PROPS/ROS sample with phi: start it at the cloned theta
             if bc_metrics:
                 run.logger.log(self.global_step, bc_metrics)
-        while self.global_step < total_timesteps:
-            if run.safe_point():  # checkpoints and stops happen only here, between iterations
-                return
-            self.collect(chunk, run)
-            self.steps_since_update += chunk
-            if self.steps_since_update >= cfg.n_steps:
-                self.steps_since_update = 0
-                self.sampler.before_target_update()
-                self._set_lr(total_timesteps)
-                data = self._prepare()
-                se = sampling_error_metric(self.policy, data, cfg, self.updates, total_timesteps, self.seed)
-                metrics = {**self._ppo_update(data), **se}
-                if self.bc is not None:
-                    metrics.update(self.bc.online_step())
-                self.updates += 1
-                self.sampler.after_target_update()
-                run.after_update(metrics)
-            behavior_metrics = self.adapt_behavior()
-            if behavior_metrics:
-                run.logger.log(self.global_step, behavior_metrics)
+        return chunk
+
+    def update_due(self, collected: int) -> bool:
+        """Count ``collected`` env steps; True when n have been collected since the last update."""
+        self.steps_since_update += collected
+        return self.steps_since_update >= self.config.n_steps
+
+    def begin_update(self, total_timesteps: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Everything before theta's update: the sampler's hook, the lr, the prepared buffer and the
+        sampling-error diagnostic (its metrics)."""
+        self.steps_since_update = 0
+        self.sampler.before_target_update()
+        self._set_lr(total_timesteps)
+        data = self._prepare()
+        return data, sampling_error_metric(self.policy, data, self.config, self.updates, total_timesteps, self.seed)
+
+    def end_update(self, metrics: dict[str, float], run: Run) -> None:
+        """Everything after theta's update: BC's online step, the count, the sampler's hook, the run."""
+        if self.bc is not None:
+            metrics.update(self.bc.online_step())
+        self.updates += 1
+        self.sampler.after_target_update()
+        run.after_update(metrics)
 
     def collect(self, steps: int, run: Run) -> None:
         """Step the envs ``steps`` times (over all envs) with the sampler's actor into the buffer."""
@@ -123,15 +142,19 @@ class OnPolicyAgent(_AgentAttributes):
             for i in range(rows):
                 actor = self.sampler.actor(self.buffer_data)
                 obs_raw = self.vec.obs
-                obs_t = torch.from_numpy(self.obs_norm(obs_raw).astype(np.float32))
-                actions = actor.sample(obs_t, noise[i]).numpy()
-                result = self.vec.step(self.vec.clip_actions(actions) if self.continuous else actions)
-                self.buffer.add(obs_raw, actions, result.rewards, result.terminated, result.truncated, result.final_obs)
-                self.obs_norm.update(result.obs)
-                self.reward_scaler.update(result.rewards, result.terminated | result.truncated)
-                self.global_step += cfg.num_envs
-                if result.finished_returns:
-                    run.on_episodes(result.finished_returns, result.finished_lengths)
+                obs = torch.from_numpy(self.obs_norm(obs_raw).astype(np.float32))
+                actions = actor.sample(obs, noise[i]).numpy()
+                self.step_envs(obs_raw, actions, run)
+
+    def step_envs(self, obs_raw: np.ndarray, actions: np.ndarray, run: Run) -> None:
+        """One step of every env with ``actions`` (taken at ``obs_raw``), stored and counted."""
+        result = self.vec.step(self.vec.clip_actions(actions) if self.continuous else actions)
+        self.buffer.add(obs_raw, actions, result.rewards, result.terminated, result.truncated, result.final_obs)
+        self.obs_norm.update(result.obs)
+        self.reward_scaler.update(result.rewards, result.terminated | result.truncated)
+        self.global_step += self.config.num_envs
+        if result.finished_returns:
+            run.on_episodes(result.finished_returns, result.finished_lengths)
 
     # -- data preparation ---------------------------------------------------------------------------
     def buffer_data(self, skip_oldest: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,18 +174,12 @@ class OnPolicyAgent(_AgentAttributes):
         values = self.value(obs).numpy().astype(np.float64).reshape(len(idx), -1)
         next_values = self.value(next_obs).numpy().astype(np.float64).reshape(len(idx), -1)
         rewards = self.reward_scaler(buf.rewards[idx])
-        adv = compute_gae(
-            rewards, values, next_values, buf.terminated[idx], buf.truncated[idx], cfg.gamma, cfg.gae_lambda
-        )
+        adv = compute_gae(rewards, values, next_values, buf.terminated[idx], buf.truncated[idx], cfg.gamma,
+                          cfg.gae_lambda)
         logp, _ = self.policy.log_prob(obs, actions)
-        return {
-            "obs": obs,
-            "actions": actions,
-            "logp": logp,
-            "values": torch.from_numpy(values.reshape(-1).astype(np.float32)),
-            "advantages": torch.from_numpy(adv.reshape(-1).astype(np.float32)),
-            "returns": torch.from_numpy((adv + values).reshape(-1).astype(np.float32)),
-        }
+        flat = {"values": values, "advantages": adv, "returns": adv + values}
+        return {"obs": obs, "actions": actions, "logp": logp,
+                **{k: torch.from_numpy(v.reshape(-1).astype(np.float32)) for k, v in flat.items()}}
 
     def _set_lr(self, total_timesteps: int) -> None:
         remaining = max(1.0 - (self.global_step - self.config.n_steps) / total_timesteps, 0.0)
@@ -181,11 +198,8 @@ class OnPolicyAgent(_AgentAttributes):
         n = data["obs"].shape[0]
         mb_size = max(n // cfg.n_minibatches, 1)
         # one gather per epoch of all per-sample columns, then cheap slices per minibatch
-        columns = [
-            data["obs"],
-            data["actions"].reshape(n, -1),
-            *(data[k].view(n, 1) for k in ("logp", "advantages", "returns", "values")),
-        ]
+        columns = [data["obs"], data["actions"].reshape(n, -1),
+                   *(data[k].view(n, 1) for k in ("logp", "advantages", "returns", "values"))]
         widths = [c.shape[1] for c in columns]
         packed = torch.cat(columns, dim=1)
         clip_count = torch.zeros(())
@@ -209,17 +223,9 @@ class OnPolicyAgent(_AgentAttributes):
                 if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
                     stop = True  # checked before the step, and it ends all epochs
                     break
-                adv = adv.squeeze(1)
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if mb_size > 1 else adv
-                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
                 v = self.value(obs)
-                ret, old_v = ret.squeeze(1), old_v.squeeze(1)
-                if cfg.clip_vloss:
-                    v_clipped = old_v + (v - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
-                    v_loss = 0.5 * torch.max((v - ret).pow(2), (v_clipped - ret).pow(2)).mean()
-                else:
-                    v_loss = 0.5 * (v - ret).pow(2).mean()
-                ent = entropy.mean()
+                pg_loss, v_loss, ent = ppo_losses(ratio, entropy, v, adv.squeeze(1), ret.squeeze(1),
+                                                  old_v.squeeze(1), cfg)
                 loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -229,24 +235,17 @@ class OnPolicyAgent(_AgentAttributes):
             if stop:
                 break
         clipfrac = float(clip_count) / clip_total if clip_total else 0.0
-        values, returns = data["values"].numpy(), data["returns"].numpy()
-        var_y = float(np.var(returns))
         out = {
             "losses/approx_kl": float(approx_kl),
             "losses/clipfrac": clipfrac,
-            "losses/explained_variance": float("nan") if var_y == 0 else 1 - float(np.var(returns - values)) / var_y,
+            "losses/explained_variance": explained_variance(data),
             "losses/epochs_run": float(epochs_run),
             "losses/early_stop": float(stop),
             "charts/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
         }
         if stats:
-            out.update(
-                {
-                    "losses/policy_loss": float(stats["pg"].detach()),
-                    "losses/value_loss": float(stats["v"].detach()),
-                    "losses/entropy": float(stats["ent"].detach()),
-                }
-            )
+            names = {"pg": "losses/policy_loss", "v": "losses/value_loss", "ent": "losses/entropy"}
+            out.update({names[k]: float(v.detach()) for k, v in stats.items()})
         return out
 
     def adapt_behavior(self) -> dict[str, float]:

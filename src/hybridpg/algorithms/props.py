@@ -19,6 +19,12 @@ from hybridpg.config import PROPSConfig
 from hybridpg.networks import Policy, clip_grad_norm, kl_from
 
 
+def props_loss(ratio: torch.Tensor, kl_to_theta: torch.Tensor, cfg: PROPSConfig) -> torch.Tensor:
+    """mean(max(r, clip(r, 1-eps, 1+eps))) + lambda * mean KL(phi || theta), over the last dimension."""
+    clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
+    return torch.max(ratio, clipped).mean(-1) + cfg.props_lambda * kl_to_theta.mean(-1)
+
+
 def props_update(
     behavior: Policy,
     reference: Policy,
@@ -62,9 +68,8 @@ def props_update(
             if kl.item() > cfg.props_target_kl:
                 stopped = True
                 break
-            clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
             kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, mb_ref_out, ref_log_std)
-            loss = torch.max(ratio, clipped).mean() + cfg.props_lambda * kl_to_theta.mean()
+            loss = props_loss(ratio, kl_to_theta, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_grad_norm(behavior_params, 0.5)

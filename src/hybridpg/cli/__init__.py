@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from hybridpg.cli.evaluate import cmd_eval
 from hybridpg.cli.parsing import ArgumentParser, add_config_fields, add_import_option, import_modules, step_count
-from hybridpg.cli.train import cmd_train, read_run_config
+from hybridpg.cli.run_folders import read_run_config
+from hybridpg.cli.train import cmd_train
 from hybridpg.errors import HybridPGError
 
 # modules that add subcommands; imported lazily so `hybridpg train` stays quick to start

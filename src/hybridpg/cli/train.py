@@ -18,7 +18,14 @@ from hybridpg.cli.parsing import (
     import_modules,
     step_count,
 )
-from hybridpg.errors import ConfigError, HybridPGError
+from hybridpg.cli.run_folders import (
+    check_fresh,
+    check_writable,
+    is_finished,
+    print_summary,
+    read_run_config,
+)
+from hybridpg.errors import HybridPGError
 
 
 def _train_parser(algo: str) -> argparse.ArgumentParser:
@@ -31,6 +38,11 @@ def _train_parser(algo: str) -> argparse.ArgumentParser:
         help="env steps, e.g. 1e5 (default: %(default)s); with --resume: the run's new total (default: its own)",
     )
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument(
+        "--seeds", default=None, metavar="SEEDS",
+        help="train several seeds in one process (ppo, ppo-buffer, props, ros): a count (10), a list (0,3,7) or a "
+             "range (5-9); each seed gets its own run folder RUN_DIR/seedK",
+    )
     parser.add_argument("--run-dir", type=Path, default=None, help="run folder (default: runs/ALGO-ENV-sSEED-TIME)")
     parser.add_argument(
         "--resume",
@@ -71,16 +83,23 @@ def cmd_train(argv: Sequence[str]) -> int:
         total = given.pop("--total-timesteps", (None, None))[1]
         return _resume(args.resume, progress, given, total)
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    if args.seeds is not None:
+        from hybridpg.cli.train_seeds import train_seeds
+        from hybridpg.experiments.spec_file import parse_seeds
+
+        if "--seed" in argv or any(a.startswith("--seed=") for a in argv):
+            raise HybridPGError("give --seed or --seeds, not both")
+        return train_seeds(args, parse_seeds(args.seeds), overrides, progress)
     run_dir = (
         args.run_dir
         or Path("runs") / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    _check_fresh(run_dir)
+    check_fresh(run_dir)
     if args.total_timesteps < 1:
         raise HybridPGError(f"--total-timesteps={args.total_timesteps}: must be >= 1")
     agent = agent_cls(args.env, seed=args.seed, **overrides)
     try:
-        _check_writable(run_dir)
+        check_writable(run_dir)
     except HybridPGError:
         agent.close()
         raise
@@ -93,7 +112,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         raise
     try:
         try:
-            _check_fresh(run_dir)  # again, now that no other trainer can start here
+            check_fresh(run_dir)  # again, now that no other trainer can start here
             clear_dead_setup(run_dir)
         except (HybridPGError, OSError):
             agent.close()
@@ -109,25 +128,6 @@ def _announce(run_dir: Path, note: str = "") -> None:
     print(f"run folder: {run_dir}{note}", flush=True)
 
 
-def _check_fresh(run_dir: Path) -> None:
-    """A fresh run needs a new or empty folder, or one left by a setup that died before config.yaml."""
-    from hybridpg.training.folder import check_not_locked, is_dead_setup
-
-    if not run_dir.exists():
-        return
-    if not run_dir.is_dir():
-        raise HybridPGError(f"--run-dir {run_dir} is a file, not a folder")
-    check_not_locked(run_dir)
-    try:
-        fresh = is_dead_setup(run_dir)
-    except OSError as exc:
-        raise HybridPGError(f"cannot read run folder {run_dir}: {exc.strerror or exc}") from None
-    if not fresh:
-        raise HybridPGError(
-            f"run folder {run_dir} already exists and is not empty; use --resume {run_dir} or another --run-dir"
-        )
-
-
 def _learn(agent: Any, train: Callable[[], Any], run_dir: Path) -> int:
     """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint."""
     from hybridpg.training.run import TrainingInterrupted
@@ -139,67 +139,8 @@ def _learn(agent: Any, train: Callable[[], Any], run_dir: Path) -> int:
         return exc.exit_code
     finally:
         agent.close()
-    _print_summary(agent, run_dir)
+    print_summary(agent, run_dir)
     return 0
-
-
-RUN_KEYS = ("algo", "env", "seed", "total_timesteps", "config")
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """RUN/config.yaml, checked field by field: every problem is one ConfigError naming the file."""
-    import yaml
-
-    path = run_dir / "config.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read {path}: {reason or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
-    if not isinstance(doc, dict):
-        got = "an empty file" if doc is None else f"a {type(doc).__name__}"
-        raise ConfigError(f"{path} must be a mapping with keys {', '.join(RUN_KEYS)}; it is {got}")
-    missing = [k for k in RUN_KEYS if k not in doc]
-    if missing:
-        raise ConfigError(f"{path} lacks {', '.join(missing)}")
-    algos = algorithms()
-    if not isinstance(doc["algo"], str) or doc["algo"] not in algos:
-        raise ConfigError(f"{path}: unknown algorithm {doc['algo']!r}")
-    if not isinstance(doc["env"], str) or not doc["env"]:
-        raise ConfigError(f"{path}: env={doc['env']!r} must be an env id")
-    for key in ("seed", "total_timesteps"):
-        value = doc[key]
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ConfigError(f"{path}: {key}={value!r} must be an integer")
-        try:
-            doc[key] = int(value)
-        except ValueError:
-            raise ConfigError(f"{path}: {key}={value!r} must be an integer") from None
-    if doc["total_timesteps"] < 1:
-        raise ConfigError(f"{path}: total_timesteps={doc['total_timesteps']} must be >= 1")
-    if not isinstance(doc["config"], dict):
-        raise ConfigError(f"{path}: config must be a mapping of config fields, not {doc['config']!r}")
-    config_cls = algos[doc["algo"]].config_cls
-    try:
-        doc["config_obj"] = config_cls.from_saved(doc["config"])
-    except HybridPGError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except (TypeError, ValueError, AttributeError):
-        # a value of the wrong type (e.g. gamma: [1, 2]) fails deep in validation: name the field
-        for name, value in doc["config"].items():
-            try:
-                config_cls.from_saved({name: value})
-            except (HybridPGError, TypeError, ValueError, AttributeError):
-                raise ConfigError(f"{path}: config field '{name}'={value!r} has the wrong type or value") from None
-        raise ConfigError(f"{path}: config fields do not fit together") from None
-    return doc
 
 
 # what --resume may be given along (and --total-timesteps): everything else is the run's own (config.yaml)
@@ -263,6 +204,11 @@ def _resume(
 
     if not run_dir.is_dir():
         raise HybridPGError(f"{run_dir} is not a run folder" + (" (it is a file)" if run_dir.exists() else ""))
+    from hybridpg.cli.train_seeds import batch_members, resume_seeds
+
+    members = batch_members(run_dir)
+    if members:  # a folder of seeds trained together (train --seeds): continue them together
+        return resume_seeds(run_dir, members, progress, given or {}, target)
     if not (run_dir / "config.yaml").exists():
         if is_dead_setup(run_dir):
             raise HybridPGError(
@@ -311,7 +257,7 @@ def _resume_locked(
         )
     else:
         agent.horizon = target  # the lr schedule anneals over the new total, from this step on
-    finished = _finished(run_dir)
+    finished = is_finished(run_dir)
     if step >= total:
         if finished:
             agent.close()
@@ -350,38 +296,3 @@ def _set_total(run_dir: Path, total: int) -> None:
         atomic_write_bytes(path, yaml.safe_dump(doc, sort_keys=False).encode())
     except OSError as exc:
         raise HybridPGError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _finished(run_dir: Path) -> bool:
-    import json
-
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("status") == "finished"
-
-
-def _check_writable(run_dir: Path) -> None:
-    existed = run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # leave nothing behind for a bad --run-dir
-        raise HybridPGError(f"cannot write to run folder {run_dir}: {exc.strerror or exc}") from None
-
-
-def _print_summary(agent: Any, run_dir: Path) -> None:
-    import json
-
-    summary = json.loads((run_dir / "summary.json").read_text())
-    ret = "n/a" if summary["eval_return_mean"] is None else f"{summary['eval_return_mean']:.1f}"
-    sps = "" if summary["sps"] is None else f", {summary['sps']:.0f} sps"
-    print(
-        f"{summary['algo']} on {summary['env']} seed {summary['seed']}: {summary['global_step']} steps, "
-        f"eval return {ret}{sps} -> {run_dir}"
-    )

@@ -62,13 +62,25 @@ def current_umask() -> int:
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(_own_memory(state), buffer)
     payload = buffer.getvalue()
     header = MAGIC + struct.pack("<I", FORMAT_VERSION) + hashlib.sha256(payload).digest()
     try:
         atomic_write_bytes(Path(path), header + payload)
     except OSError as exc:  # full disk, read-only folder: the previous checkpoint is still intact
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def _own_memory(value: Any) -> Any:
+    """``value`` with every tensor that views a larger block (a seed's row of stacked networks) copied
+    out: ``torch.save`` writes a view's whole underlying memory, which would put every seed in each file."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size() else value
+    if isinstance(value, dict):
+        return {k: _own_memory(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(_own_memory(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, expect_algo: str | None = None) -> dict[str, Any]:

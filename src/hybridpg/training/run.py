@@ -304,18 +304,20 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(run: Run) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to checkpoint and stop at its next safe point; a second signal
-    interrupts at once. Only with a run folder (nowhere to save otherwise) and in the main thread."""
-    if run.run_dir is None or threading.current_thread() is not threading.main_thread():
+def stop_on_signals(*runs: Run) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the runs (several: seeds trained in one process) to checkpoint and stop at
+    their next safe point; a second signal interrupts at once. Only with run folders (nowhere to
+    save otherwise) and in the main thread."""
+    if all(run.run_dir is None for run in runs) or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
-        if run.stop_signal is not None:
+        if runs[0].stop_signal is not None:
             raise KeyboardInterrupt
-        run.stop_signal = signum
+        for run in runs:
+            run.stop_signal = signum
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

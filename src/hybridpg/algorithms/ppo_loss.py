@@ -1,0 +1,30 @@
+"""PPO's losses as plain functions of tensors, shared by the single-run update (``onpolicy.py``) and
+the update of seeds trained side by side (``seed_batch.py``), where a leading dimension holds seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hybridpg.config import OnPolicyConfig
+
+
+def ppo_losses(ratio: torch.Tensor, entropy: torch.Tensor, v: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor,
+               old_v: torch.Tensor, cfg: OnPolicyConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's clipped policy loss, (clipped) value loss and mean entropy of one minibatch, averaged over
+    the last dimension (a leading dimension, if any, holds seeds trained side by side)."""
+    if adv.shape[-1] > 1:
+        adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean(-1)
+    if cfg.clip_vloss:
+        v_clipped = old_v + (v - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
+        v_loss = 0.5 * torch.max((v - ret).pow(2), (v_clipped - ret).pow(2)).mean(-1)
+    else:
+        v_loss = 0.5 * (v - ret).pow(2).mean(-1)
+    return pg_loss, v_loss, entropy.mean(-1)
+
+
+def explained_variance(data: dict[str, torch.Tensor]) -> float:
+    values, returns = data["values"].numpy(), data["returns"].numpy()
+    var_y = float(np.var(returns))
+    return float("nan") if var_y == 0 else 1 - float(np.var(returns - values)) / var_y

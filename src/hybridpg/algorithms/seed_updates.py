@@ -1,0 +1,165 @@
+"""The PPO update and PROPS's behavior update for N seeds at once (one setting, N seeds side by side).
+
+The same math as ``OnPolicyAgent._ppo_update`` and ``props.props_update``, with a leading seed
+dimension: each seed shuffles with its own generator (drawing exactly what its single run draws),
+its minibatches go through the stacked networks together, and its KL early stop is a mask. A seed
+that stopped draws no more permutations and takes no further step: its loss is masked out of the
+backward pass and ``StackedAdam`` leaves its moments and step count alone. Gradients are clipped
+per seed. Per seed the result equals a single run's update up to float summation order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from hybridpg.algorithms.ppo_loss import explained_variance, ppo_losses
+from hybridpg.algorithms.props import props_loss
+from hybridpg.config import OnPolicyConfig, PROPSConfig
+from hybridpg.networks import kl_from
+from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy, clip_grad_norm_per_seed
+
+
+def _shuffle(packed: torch.Tensor, active: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Each active seed's rows in its own random order (stopped seeds draw nothing)."""
+    n = packed.shape[1]
+    perms = [torch.randperm(n, generator=g) if on else torch.arange(n)
+             for g, on in zip(generators, active.tolist(), strict=True)]
+    return packed[torch.arange(packed.shape[0]).unsqueeze(1), torch.stack(perms)]
+
+
+def ppo_update_seeds(
+    policy: StackedPolicy,
+    value: StackedMLP,
+    adam: StackedAdam,
+    datas: Sequence[dict[str, torch.Tensor]],
+    cfg: OnPolicyConfig,
+    generators: Sequence[torch.Generator],
+) -> list[dict[str, float]]:
+    """PPO's clipped update on every seed's prepared buffer (``OnPolicyAgent.begin_update``)."""
+    seeds, n = len(datas), datas[0]["obs"].shape[0]
+    mb_size = max(n // cfg.n_minibatches, 1)
+    act_shape = datas[0]["actions"].shape[1:]
+    columns = [[d["obs"], d["actions"].reshape(n, -1), *(d[k].view(n, 1) for k in
+                ("logp", "advantages", "returns", "values"))] for d in datas]
+    widths = [c.shape[1] for c in columns[0]]
+    packed = torch.stack([torch.cat(c, dim=1) for c in columns])
+    active = torch.ones(seeds, dtype=torch.bool)
+    stopped = torch.zeros(seeds, dtype=torch.bool)
+    epochs_run, clip_count, clip_total = torch.zeros(seeds), torch.zeros(seeds), torch.zeros(seeds)
+    approx_kl = torch.zeros(seeds)
+    stats = torch.full((3, seeds), float("nan"))  # policy loss, value loss, entropy of the last step taken
+    for _ in range(cfg.n_epochs):
+        shuffled = _shuffle(packed, active, generators)
+        epochs_run += active
+        for start in range(0, n - mb_size + 1, mb_size):
+            obs, actions, old_logp, adv, ret, old_v = shuffled[:, start : start + mb_size].split(widths, dim=2)
+            new_logp, entropy = policy.log_prob(obs, actions.reshape(seeds, mb_size, *act_shape))
+            log_ratio = new_logp - old_logp.squeeze(-1)
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                kl = ((ratio - 1) - log_ratio).mean(-1)
+                approx_kl = torch.where(active, kl, approx_kl)
+                clip_count += torch.where(active, ((ratio - 1.0).abs() > cfg.clip_coef).sum(-1), 0)
+                clip_total += active * mb_size
+                if cfg.target_kl is not None:  # checked before the step; it ends all of that seed's epochs
+                    over = active & (kl.double() > cfg.target_kl)
+                    stopped, active = stopped | over, active & ~over
+            if not bool(active.any()):
+                break
+            v = value(obs).squeeze(-1)
+            pg_loss, v_loss, ent = ppo_losses(ratio, entropy, v, adv.squeeze(-1), ret.squeeze(-1),
+                                              old_v.squeeze(-1), cfg)
+            loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+            adam.zero_grad()
+            torch.where(active, loss, 0.0).sum().backward()  # seeds are independent: the sum's gradient is each one's
+            clip_grad_norm_per_seed(adam.params, cfg.max_grad_norm)
+            adam.step(active)
+            stats = torch.where(active, torch.stack([pg_loss, v_loss, ent]).detach(), stats)
+        if not bool(active.any()):
+            break
+    lrs = adam.learning_rates()
+    out = []
+    for k in range(seeds):
+        metrics = {
+            "losses/approx_kl": float(approx_kl[k]),
+            "losses/clipfrac": float(clip_count[k] / clip_total[k]) if clip_total[k] else 0.0,
+            "losses/explained_variance": explained_variance(datas[k]),
+            "losses/epochs_run": float(epochs_run[k]),
+            "losses/early_stop": float(stopped[k]),
+            "charts/learning_rate": float(lrs[k]),
+        }
+        if not bool(torch.isnan(stats[:, k]).any()):  # the seed took a step
+            names = ("losses/policy_loss", "losses/value_loss", "losses/entropy")
+            metrics.update({name: float(x) for name, x in zip(names, stats[:, k], strict=True)})
+        out.append(metrics)
+    return out
+
+
+def props_update_seeds(
+    behavior: StackedPolicy,
+    reference: StackedPolicy,
+    adam: StackedAdam,
+    inputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    cfg: PROPSConfig,
+    generators: Sequence[torch.Generator],
+) -> list[dict[str, float]]:
+    """PROPS's behavior update (``props.props_update``) of every seed's phi on its buffer rows."""
+    seeds, n = len(inputs), inputs[0][0].shape[0]
+    if n == 0:
+        return [{} for _ in inputs]
+    obs = torch.stack([o for o, _ in inputs])
+    actions = torch.stack([a for _, a in inputs])
+    act_shape = actions.shape[2:]
+    with torch.no_grad():  # theta's side is fixed for the whole update: compute it once
+        ref_out = reference.net(obs)
+        ref_logp, _ = reference.log_prob_from(ref_out, actions)
+        ref_log_std = reference.log_std.detach().unsqueeze(1)
+    mb_size = max((cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps) // cfg.props_minibatches, 1)
+    columns = [obs, actions.reshape(seeds, n, -1), ref_logp.unsqueeze(-1), ref_out]
+    widths = [c.shape[2] for c in columns]
+    packed = torch.cat(columns, dim=2)
+    active = torch.ones(seeds, dtype=torch.bool)
+    stopped = torch.zeros(seeds, dtype=torch.bool)
+    epochs_run, steps = torch.zeros(seeds), torch.zeros(seeds)
+    kl_seen, clipfrac, last_loss = torch.zeros(seeds), torch.zeros(seeds), torch.zeros(seeds)
+    for _ in range(cfg.props_epochs):
+        shuffled = _shuffle(packed, active, generators)
+        epochs_run += active
+        for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
+            mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[:, start : start + mb_size].split(widths, dim=2)
+            out = behavior.net(mb_obs)
+            logp, _ = behavior.log_prob_from(out, mb_act.reshape(seeds, mb_obs.shape[1], *act_shape))
+            log_ratio = logp - mb_ref_logp.squeeze(-1)
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                kl = ((ratio - 1) - log_ratio).mean(-1)  # sample estimate of KL(pi_theta || pi_phi)
+                kl_seen = torch.where(active, kl, kl_seen)
+                clipfrac = torch.where(active, ((ratio - 1).abs() > cfg.props_clip).float().mean(-1), clipfrac)
+                over = active & (kl.double() > cfg.props_target_kl)
+                stopped, active = stopped | over, active & ~over
+            if not bool(active.any()):
+                break
+            log_std = behavior.log_std.unsqueeze(1)
+            kl_to_theta = kl_from(behavior.discrete, out, log_std, mb_ref_out, ref_log_std)
+            loss = props_loss(ratio, kl_to_theta, cfg)
+            adam.zero_grad()
+            torch.where(active, loss, 0.0).sum().backward()
+            clip_grad_norm_per_seed(adam.params, 0.5)
+            adam.step(active)
+            steps += active
+            last_loss = torch.where(active, loss.detach(), last_loss)
+        if not bool(active.any()):
+            break
+    return [
+        {
+            "props/behavior_kl": float(kl_seen[k]),
+            "props/clipfrac": float(clipfrac[k]),
+            "props/loss": float(last_loss[k]),
+            "props/epochs_run": float(epochs_run[k]),
+            "props/grad_steps": float(steps[k]),
+            "props/early_stop": float(stopped[k]),
+        }
+        for k in range(seeds)
+    ]
