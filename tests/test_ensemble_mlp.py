@@ -137,3 +137,45 @@ def test_copies_and_loaded_weights_are_the_ones_used() -> None:
         torch.testing.assert_close(clone(x), reference(clone, x))
         mlp.load_state_dict(clone.state_dict())
         torch.testing.assert_close(mlp(x), clone(x))
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+def test_min_over_members_matches_autograd(hidden: tuple[int, int]) -> None:
+    """The actor loss's head at Hopper-v5 shapes, weights detached: min over the twin critics and its
+    gradient to the action (routed to each row's smaller critic) equal autograd's ``min(0)``."""
+    torch.manual_seed(7)
+    mlp = EnsembleMLP(2, 14, hidden, 1)
+    obs, act = torch.randn(256, 11), torch.randn(256, 3, requires_grad=True)
+    x = torch.cat([obs, act.detach()], dim=-1).requires_grad_()
+    upstream = torch.randn(256)
+    ours = mlp.min_over_members(obs, act, detached=True)
+    theirs = reference(mlp, x).squeeze(-1).min(0).values
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    (ours * upstream).sum().backward()
+    assert all(p.grad is None for p in mlp.parameters())  # detached weights get none
+    (theirs * upstream).sum().backward()
+    assert act.grad is not None and x.grad is not None
+    torch.testing.assert_close(act.grad, x.grad[:, 11:], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (256, 256)])
+def test_squared_error_matches_autograd(hidden: tuple[int, int]) -> None:
+    """The critic loss's head at Hopper-v5 shapes: ``(q - y)^2`` averaged over rows and summed over
+    members, its value, the q it returns and every weight gradient equal autograd's."""
+    torch.manual_seed(8)
+    mlp = EnsembleMLP(2, 14, hidden, 1)
+    obs, act, y = torch.randn(256, 11), torch.randn(256, 3), torch.randn(256)
+    loss, q = mlp.squared_error(obs, act, target=y)
+    assert not q.requires_grad
+    mlp.zero_grad(set_to_none=True)
+    (3.0 * loss).backward()
+    ours_w = [p.grad for p in mlp.parameters()]
+    q_ref = reference(mlp, torch.cat([obs, act], dim=-1)).squeeze(-1)
+    loss_ref = (q_ref - y).pow(2).mean(1).sum()
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(q, q_ref, rtol=1e-5, atol=1e-5)
+    mlp.zero_grad(set_to_none=True)
+    (3.0 * loss_ref).backward()
+    for g_ours, p in zip(ours_w, mlp.parameters(), strict=True):
+        assert g_ours is not None and p.grad is not None
+        torch.testing.assert_close(g_ours, p.grad, rtol=1e-5, atol=1e-5)

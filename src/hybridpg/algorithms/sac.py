@@ -8,7 +8,8 @@ The update below is that math with ordinary autograd. The speed lives in the mod
 each pinned to a plain-autograd reference by tests (``tests/test_sac.py``,
 ``tests/test_ensemble_mlp.py``): both critics (and both targets) are one ``EnsembleMLP`` whose
 layers are batched matmuls and whose backward is one autograd node written out, taking the
-observation and the action as separate inputs so that only the action gets an input gradient;
+observation and the action as separate inputs so that only the action gets an input gradient,
+and with the critic loss's squared error and the actor loss's min over critics in the same node;
 the actor's sample (network, log-std clamp, tanh, log-density) is one such node too
 (``squash.py``), and one actor pass draws both the target's a' and the actor loss's a~, its
 backward running on the a~ rows only; batches are gathered by index from preallocated tensors;
@@ -91,6 +92,16 @@ class EnsembleCritic(nn.Module):
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, detached: bool = False) -> torch.Tensor:
         """Q values, shape (n, batch). ``detached``: no gradient reaches the critic's weights."""
         return self.mlp(obs, actions, detached=detached).squeeze(-1)
+
+    def min(self, obs: torch.Tensor, actions: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """min_j Q_j(s, a), shape (batch,)."""
+        return self.mlp.min_over_members(obs, actions, detached=detached)
+
+    def squared_error(
+        self, obs: torch.Tensor, actions: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """sum_j mean_b (Q_j(s, a) - y)^2, and the Q values (n, batch) without gradient."""
+        return self.mlp.squared_error(obs, actions, target=y)
 
 
 class SAC(Agent):
@@ -187,15 +198,14 @@ class SAC(Agent):
             # pass (cheaper than two): the actor does not change in between, only the critic does
             next_sample, first_sample = self.actor.sample_pair(b.next_obs, b.obs)
         y = self.target_q(b, alpha, next_sample)
-        q = self.critic(b.obs, b.actions)
-        qf_loss = (q - y).pow(2).mean(1).sum()  # both critics regress onto the same y
+        qf_loss, q = self.critic.squared_error(b.obs, b.actions, y)  # both critics regress onto the same y
         self.critic_opt.zero_grad()
         qf_loss.backward()
         self.critic_opt.step_without_hooks()
-        out = {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q.detach().mean()} if log else {}
+        out = {"losses/qf_loss": qf_loss.detach(), "losses/q_mean": q.mean()} if log else {}
         for k in range(cfg.policy_frequency if actor_step else 0):  # delayed updates catch up (CleanRL)
             a, logp = first_sample if k == 0 else self.actor.sample(b.obs)
-            q_min = self.critic(b.obs, a, detached=True).min(0).values  # the critic just updated
+            q_min = self.critic.min(b.obs, a, detached=True)  # the critic just updated
             actor_loss = (alpha * logp - q_min).mean()
             loss = actor_loss
             if cfg.autotune:
