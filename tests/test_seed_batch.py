@@ -260,3 +260,62 @@ def test_a_batch_refuses_what_it_cannot_train_together() -> None:
         SeedBatch([ppo, twin])
     for agent in (ppo, props, other, twin):
         agent.close()
+
+
+def _cli(*args: str) -> int:
+    from hybridpg.cli import main
+
+    return main(list(args))
+
+
+def test_train_seeds_writes_one_run_folder_per_seed_and_resume_continues_the_batch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = ["--n-steps", "256", "--n-minibatches", "4", "--n-epochs", "4", "--eval-freq", "0",
+             "--checkpoint-freq", "0", "--progress", "off"]
+    assert _cli("train", "--algo", "ppo", "--env", "CartPole-v1", "--seeds", "0,2", "--total-timesteps", "512",
+                "--run-dir", str(tmp_path / "straight"), *small) == 0
+    assert [d.name for d in sorted((tmp_path / "straight").iterdir())] == ["seed0", "seed2"]
+    # a batch paused half-way (a planned pause: checkpoint, no summary) continues with --resume BATCH
+    paused = SeedBatch.create(PPO, "CartPole-v1", [0, 2], **SMALL)
+    paused.learn(256, run_dirs=[tmp_path / "paused" / "seed0", tmp_path / "paused" / "seed2"], horizon=512,
+                 progress=False)
+    paused.close()
+    assert not (tmp_path / "paused" / "seed0" / "summary.json").exists()
+    assert _cli("train", "--resume", str(tmp_path / "paused")) == 0
+    assert "resuming 2 seeds at step 256 of 512" in capsys.readouterr().out
+    for seed in ("seed0", "seed2"):
+        a, b = PPO.load(tmp_path / "paused" / seed), PPO.load(tmp_path / "straight" / seed)
+        assert torch.equal(_flat(a), _flat(b))
+        a.close()
+        b.close()
+    assert _cli("train", "--resume", str(tmp_path / "paused")) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_train_seeds_refuses_off_policy_algorithms_and_seed_with_seeds(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("train", "--algo", "sac", "--env", "Pendulum-v1", "--seeds", "2",
+                "--run-dir", str(tmp_path / "x")) == 2
+    assert "run sac once per --seed" in capsys.readouterr().err
+    assert _cli("train", "--algo", "ppo", "--seed", "1", "--seeds", "2", "--run-dir", str(tmp_path / "y")) == 2
+    assert "give --seed or --seeds, not both" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_sweep_trains_the_seeds_of_a_setting_together(tmp_path: Path) -> None:
+    from hybridpg.experiments.sweep import SweepSpec, run_sweep
+
+    overrides = {k: str(v) for k, v in SMALL.items()}
+    spec = SweepSpec(algos=["ppo"], envs=["CartPole-v1"], seeds=[0, 1, 2], total_timesteps=512,
+                     overrides=overrides, root=tmp_path, workers=1, seeds_per_process=2)
+    assert [r.name for r in spec.runs()] == ["CartPole-v1/ppo/seeds0,1", "CartPole-v1/ppo/seed2"]
+    progress = run_sweep(spec, stream=None, tty=False)
+    assert progress.failed == 0
+    single = PPO("CartPole-v1", seed=1, **SMALL)
+    single.learn(512, progress=False)
+    grouped = PPO.load(tmp_path / "CartPole-v1" / "ppo" / "seed1")
+    torch.testing.assert_close(_flat(grouped), _flat(single), rtol=0, atol=1e-4)
+    again = run_sweep(spec, stream=None, tty=False)  # a rerun skips the finished group
+    assert again.failed == 0 and again.skipped == 2
+    for agent in (single, grouped):
+        agent.close()

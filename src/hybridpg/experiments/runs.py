@@ -6,6 +6,7 @@ it (or resuming, or skipping a finished one) gives a ``RunResult``; ``SweepProgr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,10 +31,17 @@ class RunSpec:
     total_timesteps: int
     run_dir: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: (seed, run folder) of every seed trained together in this one process; empty: just ``seed``
+    batch: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
+        if self.batch:
+            return f"{self.env}/{self.algo}/seeds{','.join(str(seed) for seed, _ in self.batch)}"
         return f"{self.env}/{self.algo}/seed{self.seed}"
+
+    def folders(self) -> list[Path]:
+        return [Path(d) for _, d in self.batch] if self.batch else [Path(self.run_dir)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +90,8 @@ def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> R
     from hybridpg.algorithms import ALGORITHMS
     from hybridpg.algorithms.base import Agent
 
+    if spec.batch:
+        return train_seed_batch(spec)
     start = time.perf_counter()
     run_dir = Path(spec.run_dir)
     state = run_state(run_dir)
@@ -112,6 +122,55 @@ def train_run(spec: RunSpec, on_agent: Callable[[Any], None] | None = None) -> R
                      wall_seconds=time.perf_counter() - start)
 
 
+def train_seed_batch(spec: RunSpec) -> RunResult:
+    """Train (or resume, or skip) the seeds of ``spec.batch`` together in this process; seeds whose
+    folders are in different states (a partly finished batch) continue one after another instead."""
+    from hybridpg.algorithms import ALGORITHMS, OnPolicyAgent
+    from hybridpg.algorithms.seed_batch import SeedBatch
+    from hybridpg.errors import ConfigError
+
+    algo_cls = ALGORITHMS[spec.algo]
+    assert issubclass(algo_cls, OnPolicyAgent)  # SweepSpec.runs groups on-policy seeds only
+
+    start = time.perf_counter()
+    dirs = spec.folders()
+    states = {run_state(d) for d in dirs}
+    members = [RunSpec(spec.algo, spec.env, seed, spec.total_timesteps, d, spec.overrides) for seed, d in spec.batch]
+    if states == {"finished"}:
+        return RunResult(spec.name, "skipped", eval_return=_mean_return(dirs))
+    batch = None
+    if states == {"new"}:
+        for d in dirs:  # only a dead attempt's logs: start clean
+            if d.exists():
+                shutil.rmtree(d)
+        batch = SeedBatch.create(algo_cls, spec.env, [seed for seed, _ in spec.batch], **spec.overrides)
+    elif states == {"resume"}:
+        with contextlib.suppress(ConfigError):  # checkpoints at different steps: one by one below
+            batch = SeedBatch.load([d / "checkpoints" / "latest.pt" for d in dirs])
+    if batch is None:
+        for member in members:
+            train_run(member)
+    else:
+        try:
+            remaining = spec.total_timesteps - batch.global_step
+            if remaining < 1:  # stopped after the last checkpoint, before summary.json
+                for agent, d in zip(batch.agents, dirs, strict=True):
+                    agent.finish_run(d, progress=False)
+            else:
+                batch.learn(remaining, run_dirs=dirs, progress=False, reset=states == {"new"})
+        finally:
+            batch.close()
+    for d in dirs:
+        (d / "error.txt").unlink(missing_ok=True)
+    return RunResult(spec.name, "finished", resumed="resume" in states, eval_return=_mean_return(dirs),
+                     wall_seconds=time.perf_counter() - start)
+
+
+def _mean_return(dirs: list[Path]) -> float | None:
+    returns = [r for r in (summary_return(d) for d in dirs) if r is not None]
+    return sum(returns) / len(returns) if returns else None
+
+
 def one_line_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
@@ -120,12 +179,12 @@ def one_line_error(exc: BaseException) -> str:
 
 def record_failure(spec: RunSpec, exc: BaseException) -> RunResult:
     """Save the traceback next to the run and return the one-line error."""
-    run_dir = Path(spec.run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
-    except OSError:
-        pass
+    for run_dir in spec.folders():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        except OSError:
+            pass
     return RunResult(spec.name, "failed", error=one_line_error(exc))
 
 

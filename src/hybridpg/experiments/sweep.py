@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from hybridpg.errors import ConfigError, HybridPGError
 from hybridpg.experiments.runs import (
     RunResult,
@@ -40,8 +38,7 @@ from hybridpg.experiments.runs import (
     summary_return,
 )
 from hybridpg.experiments.spec_file import BUNDLED, SpecFile, load_spec, parse_seeds, validate_settings
-
-SWEEP_FILE = "sweep.yaml"
+from hybridpg.experiments.sweep_file import write_sweep_file
 
 
 @dataclass
@@ -56,6 +53,8 @@ class SweepSpec:
     backend: str = "local"
     ray_address: str | None = None
     cpus_per_run: float = 1.0
+    #: on-policy seeds of one setting trained together in one process (seeds as a batch dimension)
+    seeds_per_process: int = 1
     #: a spec file's per-algo/env settings and budgets; ``total_timesteps`` > 0 overrides its budgets
     spec_file: SpecFile | None = None
 
@@ -73,11 +72,22 @@ class SweepSpec:
         return {**layered, **{k: v for k, v in self.overrides.items() if k in own}}
 
     def runs(self) -> list[RunSpec]:
-        return [
-            RunSpec(algo, env, seed, self.budget(env), str(run_dir_for(self.root, env, algo, seed)),
-                    self.settings(algo, env))
-            for env in self.envs for algo in self.algos for seed in self.seeds
-        ]
+        from hybridpg.algorithms import ALGORITHMS, OnPolicyAgent
+
+        out = []
+        for env in self.envs:
+            for algo in self.algos:
+                specs = [RunSpec(algo, env, seed, self.budget(env), str(run_dir_for(self.root, env, algo, seed)),
+                                 self.settings(algo, env)) for seed in self.seeds]
+                size = self.seeds_per_process if issubclass(ALGORITHMS[algo], OnPolicyAgent) else 1
+                if size == 1:
+                    out += specs
+                    continue
+                for i in range(0, len(specs), size):
+                    group = specs[i : i + size]
+                    batch = [(s.seed, s.run_dir) for s in group] if len(group) > 1 else []
+                    out.append(dataclasses.replace(group[0], batch=batch))
+        return out
 
     def command(self) -> str:
         """The ``hybridpg sweep`` command line that reproduces this sweep."""
@@ -93,6 +103,8 @@ class SweepSpec:
         args += ["--out", str(self.root), "--workers", str(self.workers), "--backend", self.backend]
         if self.ray_address:
             args += ["--ray-address", self.ray_address]
+        if self.seeds_per_process != 1:
+            args += ["--seeds-per-process", str(self.seeds_per_process)]
         if self.backend == "ray" and self.cpus_per_run != 1.0:
             args += ["--cpus-per-run", f"{self.cpus_per_run:g}"]
         return shlex.join(args)
@@ -213,6 +225,11 @@ def validate_spec(spec: SweepSpec) -> None:
         raise ConfigError(f"--workers={spec.workers}: must be >= 1")
     if spec.backend not in ("local", "ray"):
         raise ConfigError(f"--backend={spec.backend}: choose local or ray")
+    if spec.seeds_per_process < 1:
+        raise ConfigError(f"--seeds-per-process={spec.seeds_per_process}: must be >= 1")
+    if spec.seeds_per_process > 1 and spec.backend != "local":
+        raise ConfigError("--seeds-per-process groups seeds in the local backend's processes; leave it out with "
+                          "--backend ray")
     if spec.cpus_per_run <= 0:
         raise ConfigError(f"--cpus-per-run={spec.cpus_per_run}: must be > 0")
     # a field no selected algorithm knows is a typo; one that only some know (or a value that one
@@ -231,65 +248,6 @@ def validate_spec(spec: SweepSpec) -> None:
         validate_settings(spec.spec_file, spec.overrides, f"spec {spec.spec_file.path} with --set")
 
 
-def write_sweep_file(spec: SweepSpec) -> None:
-    """Create or extend ROOT/sweep.yaml; refuse to mix runs of one (algo, env) with different settings.
-
-    A plain sweep keeps one budget and one set of overrides per folder; a spec sweep records each
-    (algo, env)'s budget and merged settings, so envs can be added later (or retuned ones that have
-    no runs yet) while a changed setting for runs already there is refused.
-    """
-    path = spec.root / SWEEP_FILE
-    doc: dict[str, Any] = {}
-    mine = {env: {algo: {"total_timesteps": spec.budget(env), **spec.settings(algo, env)} for algo in spec.algos}
-            for env in spec.envs}
-    if path.exists():
-        doc = yaml.safe_load(path.read_text()) or {}
-        checks = [("run_settings", None)] if spec.spec_file is not None else [
-            ("total_timesteps", spec.total_timesteps), ("overrides", spec.overrides)]
-        for key, value in checks:
-            if key == "run_settings":
-                _check_run_settings(spec.root, doc.get(key) or {}, mine)
-            elif doc.get(key) != value:
-                raise ConfigError(
-                    f"{spec.root} holds a sweep with {key}={doc.get(key)!r}, not {value!r}; use another --out"
-                )
-    recorded = doc.get("run_settings") or {}
-    for env, by_algo in mine.items():
-        recorded.setdefault(env, {}).update(by_algo)
-    merged = {
-        "algos": _union(doc.get("algos", []), spec.algos),
-        "envs": _union(doc.get("envs", []), spec.envs),
-        "seeds": sorted(set(doc.get("seeds", [])) | set(spec.seeds)),
-        "total_timesteps": spec.total_timesteps,
-        "overrides": dict(spec.overrides),
-        **({"run_settings": recorded} if spec.spec_file is not None else {}),
-        "backend": spec.backend,
-        "workers": spec.workers,
-        "commands": _union(doc.get("commands", []), [spec.command()]),
-    }
-    try:
-        spec.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(merged, sort_keys=False))
-        tmp.replace(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write to sweep folder {spec.root}: {exc.strerror or exc}") from None
-
-
-def _check_run_settings(root: Path, recorded: dict[str, Any], mine: dict[str, dict[str, Any]]) -> None:
-    for env, by_algo in mine.items():
-        for algo, settings in by_algo.items():
-            before = (recorded.get(env) or {}).get(algo)
-            if before is not None and before != settings:
-                key = next(k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
-                raise ConfigError(f"{root} holds {algo} runs on {env} with {key}={before.get(key)!r}, not "
-                                  f"{settings.get(key)!r}; use another --out")
-
-
-def _union(old: list[Any], new: list[Any]) -> list[Any]:
-    return list(old) + [x for x in new if x not in old]
-
-
 def run_sweep(spec: SweepSpec, stream: TextIO | None = None, tty: bool | None = None) -> SweepProgress:
     validate_spec(spec)
     write_sweep_file(spec)
@@ -297,8 +255,8 @@ def run_sweep(spec: SweepSpec, stream: TextIO | None = None, tty: bool | None = 
     progress = SweepProgress(len(runs), stream, tty)
     todo = []
     for run in runs:
-        if run_state(Path(run.run_dir)) == "finished":
-            progress.finished(RunResult(run.name, "skipped", eval_return=summary_return(Path(run.run_dir))),
+        if all(run_state(d) == "finished" for d in run.folders()):
+            progress.finished(RunResult(run.name, "skipped", eval_return=summary_return(run.folders()[0])),
                               was_running=False)
         else:
             todo.append(run)
@@ -357,6 +315,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--ray-address", default=None,
                         help="existing Ray cluster (e.g. auto or HOST:6379); default starts a local one")
     parser.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved per run")
+    parser.add_argument("--seeds-per-process", type=int, default=1, metavar="K",
+                        help="train up to K seeds of one setting together in one process (ppo, ppo-buffer, props, "
+                             "ros; local backend), each in its own run folder (default: %(default)s)")
     parser.set_defaults(func=handle)
 
 
@@ -369,6 +330,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     common: dict[str, Any] = {
         "overrides": overrides, "root": args.out.resolve(), "workers": args.workers,
         "backend": args.backend, "ray_address": args.ray_address, "cpus_per_run": args.cpus_per_run,
+        "seeds_per_process": args.seeds_per_process,
     }
     if args.spec is not None:
         if args.algos or args.envs:
