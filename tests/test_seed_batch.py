@@ -17,7 +17,7 @@ from hybridpg.algorithms.seed_batch import SeedBatch
 from hybridpg.errors import ConfigError
 from hybridpg.networks import Policy, ValueNet, clip_grad_norm
 from hybridpg.optim import LeanAdam
-from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy, clip_grad_norm_per_seed
+from hybridpg.stacked import LogisticTanh, StackedAdam, StackedMLP, StackedPolicy, clip_grad_norm_per_seed
 
 # Hopper-v5's shapes (11 observations, 3 actions) at the spec's 64-64, and a wide 256-256; CartPole's discrete
 SHAPES = [(11, gym.spaces.Box(-1, 1, (3,)), (64, 64)), (11, gym.spaces.Box(-1, 1, (3,)), (256, 256)),
@@ -65,6 +65,21 @@ def test_stacked_policy_matches_each_policy_with_plain_autograd(obs_dim: int, sp
     with torch.no_grad():
         stacked.net.biases[-1][1].fill_(0.5)
     assert bool((policies[1].net[-1].bias == 0.5).all()) and not bool((policies[0].net[-1].bias == 0.5).any())
+
+
+@pytest.mark.parametrize("shape", [(10, 240, 64), (10, 64, 256), (1, 1, 64)])
+def test_logistic_tanh_is_tanh_forward_and_backward(shape: tuple[int, ...]) -> None:
+    x = (torch.randn(shape) * 3).requires_grad_(True)
+    with torch.no_grad():
+        x.view(-1)[:4] = torch.tensor([0.0, 1e-6, 40.0, -40.0])  # zero, tiny and saturated inputs
+    y = LogisticTanh.apply(x)
+    y_ref = torch.tanh(x)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=3e-7)
+    assert y.view(-1)[2] == 1.0 and y.view(-1)[3] == -1.0
+    g = torch.randn(shape)
+    (grad,) = torch.autograd.grad(y, x, g)
+    (grad_ref,) = torch.autograd.grad(y_ref, x, g)
+    torch.testing.assert_close(grad, grad_ref, rtol=0, atol=5e-6)
 
 
 def test_stacked_value_net_matches_each_value_net() -> None:

@@ -12,6 +12,7 @@ a single run writes. Each piece is pinned to the per-seed modules by ``tests/tes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +35,23 @@ def stack_parameters(modules: Sequence[nn.Module]) -> list[torch.Tensor]:
     return stacked
 
 
+class LogisticTanh(torch.autograd.Function):
+    """tanh(x) computed as 2 sigmoid(2x) - 1 (within 2e-7 of torch.tanh): torch.tanh's CPU kernel is
+    several times slower than the logistic one in this torch build (BENCHMARKS.md, seeds as a batch
+    dimension); the backward is tanh's own, grad * (1 - y^2)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
 class StackedMLP:
     """The Linear/Tanh layers of N ``MLP``s (``networks.mlp``) as batched matmuls over their stacked
     parameters (weight, bias, weight, bias, ...)."""
@@ -52,7 +70,7 @@ class StackedMLP:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
             if i < last:
-                x = torch.tanh(x)
+                x = LogisticTanh.apply(x)
         return x
 
 
