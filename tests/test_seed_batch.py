@@ -334,3 +334,24 @@ def test_a_sweep_trains_the_seeds_of_a_setting_together(tmp_path: Path) -> None:
     assert again.failed == 0 and again.skipped == 2
     for agent in (single, grouped):
         agent.close()
+
+
+def test_ctrl_c_of_a_seed_batch_checkpoints_every_seed_and_resume_continues_them(tmp_path: Path) -> None:
+    from test_reliability_stops import _ctrl_c, _last_step  # the suite's Ctrl-C helpers (tests/ is on sys.path)
+
+    from hybridpg.training.checkpoint import load_checkpoint
+
+    batch_dir = tmp_path / "batch"
+    argv = ["--algo", "props", "--env", "CartPole-v1", "--seeds", "0-2", "--n-steps", "256", "--behavior-steps",
+            "64", "--eval-freq", "0", "--total-timesteps", "1000000", "--run-dir", str(batch_dir)]
+    code, err = _ctrl_c(argv, batch_dir / "seed2", 256, tmp_path)
+    assert code == 130 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted by SIGINT at step ") and f"--resume {batch_dir}" in last, err
+    steps = {load_checkpoint(batch_dir / f"seed{k}" / "checkpoints" / "latest.pt")["global_step"] for k in range(3)}
+    assert len(steps) == 1 and steps.pop() > 256  # every seed saved at the same safe point
+    first = load_checkpoint(batch_dir / "seed0" / "checkpoints" / "latest.pt")["global_step"]
+    assert _last_step(batch_dir / "seed2") <= first
+    code, err = _ctrl_c(["--resume", str(batch_dir)], batch_dir / "seed2", first, tmp_path)
+    assert code == 130 and "Traceback" not in err, err
+    assert load_checkpoint(batch_dir / "seed1" / "checkpoints" / "latest.pt")["global_step"] > first

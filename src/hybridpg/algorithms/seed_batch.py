@@ -138,7 +138,7 @@ class SeedBatch:
                         run.save_for_stop()
                 dirs = [Path(run.run_dir) for run in runs if run.run_dir is not None]
                 where = Path(batch_dir) if batch_dir is not None else _common_parent(dirs)
-                raise TrainingInterrupted(signum, self.global_step, where)
+                raise TrainingInterrupted(signum, self.global_step, where, seeds=len(runs))
 
     def _train(self, runs: list[Run], total_timesteps: int) -> None:
         agents, cfg = self.agents, self.agents[0].config

@@ -38,14 +38,16 @@ from hybridpg.training.versions import environment_record
 class TrainingInterrupted(Exception):
     """SIGINT/SIGTERM stopped ``learn``; a checkpoint was written first (the CLI exits 128+signal)."""
 
-    def __init__(self, signum: int, step: int, run_dir: Path) -> None:
+    def __init__(self, signum: int, step: int, run_dir: Path, seeds: int = 0) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
         self.run_dir = run_dir
         name = signal.Signals(signum).name
+        saved = (f"each seed's checkpoint saved to {run_dir / 'seedK' / 'checkpoints' / 'latest.pt'}" if seeds
+                 else f"checkpoint saved to {run_dir / 'checkpoints' / 'latest.pt'}")
         super().__init__(
-            f"interrupted by {name} at step {step}; checkpoint saved to "
-            f"{run_dir / 'checkpoints' / 'latest.pt'}; resume with: hybridpg train --resume {shlex.quote(str(run_dir))}"
+            f"interrupted by {name} at step {step}; {saved}; resume with: hybridpg train --resume "
+            f"{shlex.quote(str(run_dir))}"
         )
 
 
