@@ -53,7 +53,7 @@ def _uniform(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
 def _find_onednn_linear() -> Any:
     """oneDNN's fused ``relu(x @ w^T + b)`` (the op torch.compile's CPU backend emits), or None where
     this torch build lacks it: on CPUs where MKL's sgemm takes a slow path (AMD), it is about twice as
-    fast on 256-wide layers (``benchmarks/sac_step.py``)."""
+    fast on 256-wide layers with 64 or more rows, slower on small products (``benchmarks/sac_step.py``)."""
     if not torch.backends.mkldnn.is_available():
         return None
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
@@ -62,7 +62,14 @@ def _find_onednn_linear() -> Any:
 _ONEDNN_LINEAR = _find_onednn_linear()
 
 
-def _onednn() -> Any:
+# multiply-adds per member from which oneDNN's per-call overhead pays off (below, MKL is faster)
+_ONEDNN_MIN_WORK = 1 << 22
+
+
+def _onednn(a: torch.Tensor, b: torch.Tensor) -> Any:
+    """oneDNN's linear for the per-member product ``a @ b``, or None where ``torch.bmm`` is faster."""
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] < _ONEDNN_MIN_WORK:
+        return None
     # torch.compile's CPU backend expects this op only with weights it packed itself
     return None if torch.compiler.is_compiling() else _ONEDNN_LINEAR
 
@@ -75,7 +82,7 @@ def _stack(members: list[torch.Tensor]) -> torch.Tensor:
 def _bmm_relu(bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """relu(bias + x @ w) per member; with a reduced ``dtype`` both operands are rounded to it (fp32 accumulate)."""
     if dtype == torch.float32:
-        if (linear := _onednn()) is not None:
+        if (linear := _onednn(x, w)) is not None:
             return _stack([linear(x[j], w[j].t(), bias[j, 0], "relu", [], "") for j in range(len(w))])
         return torch.baddbmm(bias, x, w).relu_()
     return torch.bmm(x.to(dtype), w.to(dtype)).float().add_(bias).relu_()
@@ -84,7 +91,7 @@ def _bmm_relu(bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dtype: torch
 def _grad_bmm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """a @ b per member (a fresh tensor), in ``dtype`` as ``_bmm_relu``."""
     if dtype == torch.float32:
-        if (linear := _onednn()) is not None:
+        if (linear := _onednn(a, b)) is not None:
             return _stack([linear(a[j], b[j].t(), None, "none", [], "") for j in range(len(a))])
         return torch.bmm(a, b)
     return torch.bmm(a.to(dtype), b.to(dtype)).float()
