@@ -162,7 +162,7 @@ CASES = [
     (PPOBuffer, "CartPole-v1", {"buffer_batches": 2}),
     (PROPS, "Pendulum-v1", {"buffer_batches": 2, "behavior_steps": 64, "props_epochs": 4}),
     (PROPS, "CartPole-v1", {"buffer_batches": 2, "behavior_steps": 64, "props_epochs": 4}),
-    (ROS, "CartPole-v1", {"buffer_batches": 2, "behavior_steps": 64}),
+    (ROS, "CartPole-v1", {"buffer_batches": 2, "behavior_steps": 64, "ros_lr": 0.05}),
 ]
 
 

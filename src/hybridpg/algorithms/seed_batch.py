@@ -166,15 +166,35 @@ class SeedBatch:
                              for a in agents], dim=1)  # each seed's own draws: [rows, seeds, envs, ...]
         with torch.inference_mode():
             for i in range(rows):
-                actors = [agent.sampler.actor(agent.buffer_data) for agent in agents]  # ROS steps phi here
-                acting_target = [actor is agent.policy for actor, agent in zip(actors, agents, strict=True)]
-                stacked = self.policy if acting_target[0] else self.behavior
-                assert stacked is not None and len(set(acting_target)) == 1
+                stacked = self._actor()
                 obs_raw = [agent.vec.obs for agent in agents]
                 obs = np.stack([agent.obs_norm(o) for agent, o in zip(agents, obs_raw, strict=True)])
                 actions = stacked.sample(torch.from_numpy(obs.astype(np.float32)), noise[i]).numpy()
                 for k, (agent, run) in enumerate(zip(agents, runs, strict=True)):
                     agent.step_envs(obs_raw[k], actions[k], run)
+
+    def _actor(self) -> StackedPolicy:
+        """Who acts for the next env step: theta, PROPS's phi, or ROS's phi after its step."""
+        if self.behavior is None:
+            return self.policy
+        if self.reference is not None:
+            return self.behavior
+        # ROS (``ROSSampling.actor``) for every seed at once: phi = theta - ros_lr * grad of the mean
+        # log pi_theta(a|s) over the seed's buffer; outside inference mode, which autograd needs
+        with torch.inference_mode(False), torch.enable_grad():
+            data = [agent.buffer_data(0) for agent in self.agents]
+            if data[0][0].shape[0] == 0:
+                return self.policy  # no data yet: the gradient is zero, so phi is theta
+            with torch.no_grad():
+                for phi, theta in zip(self.behavior.parameters, self.policy.parameters, strict=True):
+                    phi.copy_(theta)
+            logp, _ = self.behavior.log_prob(torch.stack([o for o, _ in data]), torch.stack([a for _, a in data]))
+            trainable = [p for p in self.behavior.parameters if p.requires_grad]
+            grads = torch.autograd.grad(logp.mean(-1).sum(), trainable)  # seeds are independent
+            with torch.no_grad():
+                for p, g in zip(trainable, grads, strict=True):
+                    p.add_(g, alpha=-self.agents[0].config.ros_lr)  # type: ignore[attr-defined]
+        return self.behavior
 
     def _adapt(self, generators: list[torch.Generator]) -> list[dict[str, float]]:
         """The samplers' update after each chunk: PROPS's for all seeds at once, the others' per seed."""
