@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,20 @@ def print_summary(agent: Any, run_dir: Path) -> None:
         f"{summary['algo']} on {summary['env']} seed {summary['seed']}: {summary['global_step']} steps, "
         f"eval return {ret}{sps} -> {run_dir}"
     )
+
+
+def train_and_summarize(owner: Any, train: Callable[[], Any], runs: Sequence[tuple[Any, Path]]) -> int:
+    """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint.
+    ``owner`` (an agent or a seed batch) is closed either way; then each run's summary is printed."""
+    from hybridpg.training.run import TrainingInterrupted
+
+    try:
+        train()
+    except TrainingInterrupted as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    finally:
+        owner.close()
+    for agent, run_dir in runs:
+        print_summary(agent, run_dir)
+    return 0

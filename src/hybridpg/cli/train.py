@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,8 +21,8 @@ from hybridpg.cli.run_folders import (
     check_fresh,
     check_writable,
     is_finished,
-    print_summary,
     read_run_config,
+    train_and_summarize,
 )
 from hybridpg.errors import HybridPGError
 
@@ -129,18 +128,7 @@ def _announce(run_dir: Path, note: str = "") -> None:
 
 
 def _learn(agent: Any, train: Callable[[], Any], run_dir: Path) -> int:
-    """Train; SIGINT/SIGTERM checkpoint first and exit 128+signal with a one-line resume hint."""
-    from hybridpg.training.run import TrainingInterrupted
-
-    try:
-        train()
-    except TrainingInterrupted as exc:
-        print(exc, file=sys.stderr)
-        return exc.exit_code
-    finally:
-        agent.close()
-    print_summary(agent, run_dir)
-    return 0
+    return train_and_summarize(agent, train, [(agent, run_dir)])
 
 
 # what --resume may be given along (and --total-timesteps): everything else is the run's own (config.yaml)

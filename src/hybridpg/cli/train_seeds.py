@@ -8,7 +8,6 @@ The batch folder holds one ordinary run folder per seed (``BATCH/seed0``, ``BATC
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -111,16 +110,6 @@ def _locked(run_dirs: list[Path]) -> Iterator[None]:
 
 
 def _learn(batch: Any, train: Any, dirs: list[Path]) -> int:
-    from hybridpg.cli.run_folders import print_summary
-    from hybridpg.training.run import TrainingInterrupted
+    from hybridpg.cli.run_folders import train_and_summarize
 
-    try:
-        train()
-    except TrainingInterrupted as exc:
-        print(exc, file=sys.stderr)
-        return exc.exit_code
-    finally:
-        batch.close()
-    for agent, run_dir in zip(batch.agents, dirs, strict=True):
-        print_summary(agent, run_dir)
-    return 0
+    return train_and_summarize(batch, train, list(zip(batch.agents, dirs, strict=True)))
