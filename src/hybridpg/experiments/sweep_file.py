@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from hybridpg.errors import ConfigError
 
-if TYPE_CHECKING:
-    from hybridpg.experiments.sweep import SweepSpec
+
+class SweepSpec(Protocol):
+    """What the file records of a sweep (``experiments.sweep.SweepSpec``)."""
+
+    algos: list[str]
+    envs: list[str]
+    seeds: list[int]
+    total_timesteps: int
+    overrides: dict[str, str]
+    root: Path
+    workers: int
+    backend: str
+    spec_file: Any
+
+    def budget(self, env: str) -> int: ...
+
+    def settings(self, algo: str, env: str) -> dict[str, Any]: ...
+
+    def command(self) -> str: ...
 
 SWEEP_FILE = "sweep.yaml"
 
