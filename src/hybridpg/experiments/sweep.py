@@ -14,14 +14,12 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
-import shlex
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,82 +31,11 @@ from hybridpg.experiments.runs import (
     execute_run,
     init_worker,
     record_failure,
-    run_dir_for,
     run_state,
     summary_return,
 )
-from hybridpg.experiments.spec_file import BUNDLED, SpecFile, load_spec, parse_seeds, validate_settings
-from hybridpg.experiments.sweep_file import write_sweep_file
-
-
-@dataclass
-class SweepSpec:
-    algos: list[str]
-    envs: list[str]
-    seeds: list[int]
-    total_timesteps: int
-    overrides: dict[str, str]
-    root: Path
-    workers: int = 1
-    backend: str = "local"
-    ray_address: str | None = None
-    cpus_per_run: float = 1.0
-    #: on-policy seeds of one setting trained together in one process (seeds as a batch dimension)
-    seeds_per_process: int = 1
-    #: a spec file's per-algo/env settings and budgets; ``total_timesteps`` > 0 overrides its budgets
-    spec_file: SpecFile | None = None
-
-    def budget(self, env: str) -> int:
-        if self.spec_file is not None and self.total_timesteps <= 0:
-            return self.spec_file.budget_for(env)
-        return self.total_timesteps
-
-    def settings(self, algo: str, env: str) -> dict[str, Any]:
-        """The spec's settings for (algo, env), then each ``--set`` that this algorithm has."""
-        from hybridpg.algorithms import ALGORITHMS
-
-        layered = self.spec_file.settings_for(algo, env) if self.spec_file is not None else {}
-        own = ALGORITHMS[algo].config_cls.__dataclass_fields__
-        return {**layered, **{k: v for k, v in self.overrides.items() if k in own}}
-
-    def runs(self) -> list[RunSpec]:
-        from hybridpg.algorithms import ALGORITHMS, OnPolicyAgent
-
-        out = []
-        for env in self.envs:
-            for algo in self.algos:
-                specs = [RunSpec(algo, env, seed, self.budget(env), str(run_dir_for(self.root, env, algo, seed)),
-                                 self.settings(algo, env)) for seed in self.seeds]
-                size = self.seeds_per_process if issubclass(ALGORITHMS[algo], OnPolicyAgent) else 1
-                if size == 1:
-                    out += specs
-                    continue
-                for i in range(0, len(specs), size):
-                    group = specs[i : i + size]
-                    batch = [(s.seed, s.run_dir) for s in group] if len(group) > 1 else []
-                    out.append(dataclasses.replace(group[0], batch=batch))
-        return out
-
-    def command(self) -> str:
-        """The ``hybridpg sweep`` command line that reproduces this sweep."""
-        if self.spec_file is not None:
-            args = ["hybridpg", "sweep", "--spec", self.spec_file.path, "--seeds", ",".join(map(str, self.seeds))]
-            if self.total_timesteps > 0:
-                args += ["--total-timesteps", str(self.total_timesteps)]
-        else:
-            args = ["hybridpg", "sweep", "--algos", ",".join(self.algos), "--envs", ",".join(self.envs),
-                    "--seeds", ",".join(map(str, self.seeds)), "--total-timesteps", str(self.total_timesteps)]
-        for key, value in self.overrides.items():
-            args += ["--set", f"{key}={value}"]
-        args += ["--out", str(self.root), "--workers", str(self.workers), "--backend", self.backend]
-        if self.ray_address:
-            args += ["--ray-address", self.ray_address]
-        if self.seeds_per_process != 1:
-            args += ["--seeds-per-process", str(self.seeds_per_process)]
-        if self.backend == "ray" and self.cpus_per_run != 1.0:
-            args += ["--cpus-per-run", f"{self.cpus_per_run:g}"]
-        return shlex.join(args)
-
+from hybridpg.experiments.spec_file import BUNDLED, load_spec, parse_seeds, validate_settings
+from hybridpg.experiments.sweep_spec import SweepSpec, write_sweep_file
 
 # -- backends ---------------------------------------------------------------------------------------
 
