@@ -355,3 +355,29 @@ def test_ctrl_c_of_a_seed_batch_checkpoints_every_seed_and_resume_continues_them
     code, err = _ctrl_c(["--resume", str(batch_dir)], batch_dir / "seed2", first, tmp_path)
     assert code == 130 and "Traceback" not in err, err
     assert load_checkpoint(batch_dir / "seed1" / "checkpoints" / "latest.pt")["global_step"] > first
+
+
+def test_a_seed_that_diverges_leaves_the_batch_and_the_others_finish(tmp_path: Path) -> None:
+    from hybridpg.errors import NonFiniteError
+
+    dirs = [tmp_path / f"seed{k}" for k in range(3)]
+    batch = SeedBatch.create(PPO, "CartPole-v1", [0, 1, 2], **{**SMALL, "checkpoint_freq": 1})
+    batch.learn(256, run_dirs=dirs, horizon=1024, progress=False)
+    with torch.no_grad():  # seed 1's weights go bad: its next update finds them non-finite
+        batch.agents[1].policy.net[0].weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match=r"1 seed\(s\) diverged .*seed 1: training diverged at env step 512"):
+        batch.learn(768, run_dirs=dirs, reset=False, horizon=1024, progress=False)
+    assert [a.seed for a in batch.agents] == [0, 2]
+    batch.close()
+    for k in (0, 2):  # the others trained on to the end, as their single runs would
+        assert json.loads((dirs[k] / "summary.json").read_text())["global_step"] == 1024
+        single = PPO("CartPole-v1", seed=k, **SMALL)
+        single.learn(1024, progress=False)
+        finished = PPO.load(dirs[k])
+        torch.testing.assert_close(_flat(finished), _flat(single), rtol=0, atol=1e-4)
+        single.close()
+        finished.close()
+    assert not (dirs[1] / "summary.json").exists()  # seed 1 keeps its last good checkpoint
+    kept = PPO.load(dirs[1])
+    assert kept.global_step == 256 and bool(torch.isfinite(_flat(kept)).all())
+    kept.close()

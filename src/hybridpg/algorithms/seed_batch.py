@@ -28,7 +28,7 @@ from hybridpg.algorithms.behavior import PROPSSampling, ROSSampling
 from hybridpg.algorithms.onpolicy import OnPolicyAgent
 from hybridpg.algorithms.seed_updates import ppo_update_seeds, props_update_seeds
 from hybridpg.config import PROPSConfig
-from hybridpg.errors import ConfigError
+from hybridpg.errors import ConfigError, NonFiniteError
 from hybridpg.networks import draw_noise
 from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy
 from hybridpg.training.run import Run, StopRun, TrainingInterrupted, stop_on_signals
@@ -39,6 +39,12 @@ class SeedBatch:
 
     def __init__(self, agents: Sequence[OnPolicyAgent]) -> None:
         _check_alike(agents)
+        self.failures: list[str] = []  # one line per seed that diverged and left the batch
+        self._left: list[OnPolicyAgent] = []  # those seeds' agents (closed with the batch)
+        self._stack(agents)
+
+    def _stack(self, agents: Sequence[OnPolicyAgent]) -> None:
+        """Stack the seeds' networks and optimizer states (each seed's tensors become views of the stacks)."""
         self.agents = list(agents)
         self.policy = StackedPolicy([a.policy for a in agents])
         self.value = StackedMLP.of([a.value for a in agents])
@@ -101,6 +107,7 @@ class SeedBatch:
               reset: bool = True, horizon: int | None = None, batch_dir: str | Path | None = None) -> SeedBatch:
         """``Agent.learn`` for every seed at once; ``run_dirs`` gives each seed its run folder, and
         ``batch_dir`` (default: their common parent) is what an interruption names for ``--resume``."""
+        self.failures = []
         if run_dirs is not None and len(run_dirs) != len(self.agents):
             raise ConfigError(f"{len(run_dirs)} run folders for {len(self.agents)} seeds")
         targets = [agent.prepare_learn(total_timesteps, None if run_dirs is None else run_dirs[k], reset, horizon)
@@ -115,6 +122,9 @@ class SeedBatch:
         finally:
             for run in runs:
                 run.close()
+        if self.failures:  # the other seeds finished (or stopped) normally first
+            raise NonFiniteError(f"{len(self.failures)} seed(s) diverged and stopped, keeping their last good "
+                                 f"checkpoints; the others went on: {'; '.join(self.failures)}")
         return self
 
     def _drive(self, runs: list[Run], batch_dir: str | Path | None) -> None:
@@ -141,22 +151,41 @@ class SeedBatch:
                 raise TrainingInterrupted(signum, self.global_step, where, seeds=len(runs))
 
     def _train(self, runs: list[Run], total_timesteps: int) -> None:
-        agents, cfg = self.agents, self.agents[0].config
-        chunk = [agent.start_training(run) for agent, run in zip(agents, runs, strict=True)][0]
-        generators = [agent.torch_rng for agent in agents]
+        cfg = self.agents[0].config
+        chunk = [agent.start_training(run) for agent, run in zip(self.agents, runs, strict=True)][0]
         while self.global_step < total_timesteps:
             if any([run.safe_point() for run in runs]):  # every run gets its safe point (and checkpoint)
                 return
             self._collect(chunk, runs)
-            if all([agent.update_due(chunk) for agent in agents]):  # lockstep: all or none
-                begun = [agent.begin_update(total_timesteps) for agent in agents]
+            diverged: list[int] = []
+            generators = [agent.torch_rng for agent in self.agents]
+            if all([agent.update_due(chunk) for agent in self.agents]):  # lockstep: all or none
+                begun = [agent.begin_update(total_timesteps) for agent in self.agents]
                 updates = ppo_update_seeds(self.policy, self.value, self.adam, [data for data, _ in begun], cfg,
                                            generators)
-                for agent, run, (_, metrics), update in zip(agents, runs, begun, updates, strict=True):
-                    agent.end_update({**metrics, **update}, run)
-            for agent, run, metrics in zip(agents, runs, self._adapt(generators), strict=True):
+                for k, (agent, run, (_, metrics), update) in enumerate(zip(self.agents, runs, begun, updates,
+                                                                           strict=True)):
+                    try:
+                        agent.end_update({**metrics, **update}, run)
+                    except NonFiniteError as exc:  # this seed stops; its last good checkpoint stays
+                        self.failures.append(f"seed {agent.seed}: {exc}")
+                        diverged.append(k)
+            for agent, run, metrics in zip(self.agents, runs, self._adapt(generators), strict=True):
                 if metrics:
                     run.logger.log(agent.global_step, metrics)
+            if diverged:
+                self._leave(diverged, runs)
+
+    def _leave(self, seeds: list[int], runs: list[Run]) -> None:
+        """Drop the seeds at these positions (their runs are closed) and stack the rest again."""
+        if len(seeds) == len(self.agents):
+            raise NonFiniteError(f"every seed diverged: {'; '.join(self.failures)}")
+        for k in seeds:
+            runs[k].close()
+            self._left.append(self.agents[k])
+        keep = [k for k in range(len(self.agents)) if k not in seeds]
+        runs[:] = [runs[k] for k in keep]
+        self._stack([self.agents[k] for k in keep])
 
     def _collect(self, steps: int, runs: list[Run]) -> None:
         """``OnPolicyAgent.collect`` for every seed, acting with the stacked networks."""
@@ -212,7 +241,7 @@ class SeedBatch:
         return metrics
 
     def close(self) -> None:
-        for agent in self.agents:
+        for agent in [*self.agents, *self._left]:
             agent.close()
 
 

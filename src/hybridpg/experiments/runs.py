@@ -180,6 +180,8 @@ def one_line_error(exc: BaseException) -> str:
 def record_failure(spec: RunSpec, exc: BaseException) -> RunResult:
     """Save the traceback next to the run and return the one-line error."""
     for run_dir in spec.folders():
+        if run_state(run_dir) == "finished":  # a seed of a group that finished before another failed
+            continue
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
