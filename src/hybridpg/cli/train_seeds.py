@@ -15,8 +15,6 @@ from typing import Any
 
 from hybridpg.errors import HybridPGError
 
-ON_POLICY = ("ppo", "ppo-buffer", "props", "ros")
-
 
 def seed_dirs(batch_dir: Path, seeds: Sequence[int]) -> list[Path]:
     return [batch_dir / f"seed{seed}" for seed in seeds]
@@ -32,12 +30,14 @@ def batch_members(run_dir: Path) -> list[Path]:
 
 def train_seeds(args: Any, seeds: list[int], overrides: dict[str, Any], progress: bool | None) -> int:
     """A fresh batch: every seed's run folder under one batch folder."""
+    from hybridpg.algorithms import OnPolicyAgent
     from hybridpg.algorithms.seed_batch import SeedBatch
     from hybridpg.cli.parsing import algorithms
     from hybridpg.cli.run_folders import check_fresh, check_writable
 
-    if args.algo not in ON_POLICY:
-        raise HybridPGError(f"--seeds trains several seeds in one process for {', '.join(ON_POLICY)}; "
+    on_policy = [name for name, cls in algorithms().items() if issubclass(cls, OnPolicyAgent)]
+    if args.algo not in on_policy:
+        raise HybridPGError(f"--seeds trains several seeds in one process for {', '.join(on_policy)}; "
                             f"run {args.algo} once per --seed")
     if args.total_timesteps < 1:
         raise HybridPGError(f"--total-timesteps={args.total_timesteps}: must be >= 1")
