@@ -183,12 +183,16 @@ def test_each_seed_of_a_batch_follows_its_single_run(algo: type[OnPolicyAgent], 
     batch.close()
 
 
-def test_a_batch_of_one_is_the_single_run() -> None:
+def test_a_batch_of_one_is_the_single_run(tmp_path: Path) -> None:
     extra = {"buffer_batches": 2, "behavior_steps": 64, "props_epochs": 4}
     batch = SeedBatch.create(PROPS, "Pendulum-v1", [3], **SMALL, **extra)
-    batch.learn(512, progress=False)
+    batch.learn(512, run_dirs=[tmp_path / "batch"], progress=False)
     single = PROPS("Pendulum-v1", seed=3, **SMALL, **extra)
-    single.learn(512, progress=False)
+    single.learn(512, run_dir=tmp_path / "single", progress=False)
+    for key in ("props/clipfrac", "props/behavior_kl", "props/loss", "props/epochs_run", "losses/policy_loss",
+                "losses/clipfrac", "losses/approx_kl"):  # the update's diagnostics too, stopped or run to the end
+        mine, theirs = _metric(tmp_path / "batch", key), _metric(tmp_path / "single", key)
+        assert mine and mine == pytest.approx(theirs, rel=1e-3, abs=1e-5), key
     torch.testing.assert_close(_flat(batch.agents[0]), _flat(single), rtol=0, atol=1e-5)
     torch.testing.assert_close(torch.from_numpy(batch.agents[0].buffer.actions),
                                torch.from_numpy(single.buffer.actions), rtol=0, atol=1e-4)
@@ -218,6 +222,8 @@ def test_a_seed_that_hits_its_kl_threshold_stops_alone(tmp_path: Path) -> None:
             assert _metric(run_dir, key) == _metric(single_dir, key)
             seen.append(tuple(_metric(run_dir, key)))
         assert _metric(run_dir, "eval/return_mean") == pytest.approx(_metric(single_dir, "eval/return_mean"))
+        for key in ("props/clipfrac", "props/behavior_kl", "props/grad_steps", "losses/policy_loss"):
+            assert _metric(run_dir, key) == pytest.approx(_metric(single_dir, key), rel=1e-3, abs=1e-4), key
     # the thresholds bite, and not alike for every seed: the masks are exercised
     assert len(set(ppo_epochs)) > 1 and min(min(e) for e in ppo_epochs) < SMALL["n_epochs"]
     assert len(set(props_epochs)) > 1

@@ -88,10 +88,6 @@ class SeedBatch:
                     raise ConfigError(f"{path}: seeds train together only for ppo, ppo-buffer, props and ros, "
                                       f"not {agent.config.algo}")
                 agents.append(agent)
-            steps = {a.global_step for a in agents}
-            if len(steps) > 1:
-                raise ConfigError(f"the seeds' checkpoints are at different steps ({sorted(steps)}); continue each "
-                                  "seed's run folder on its own with --resume")
             return cls(agents)
         except BaseException:
             for agent in agents:
@@ -258,7 +254,9 @@ def _check_alike(agents: Sequence[OnPolicyAgent]) -> None:
             raise ConfigError(f"the seeds of a batch must share every setting; seed {agent.seed}'s differ from "
                               f"seed {first.seed}'s")
         if agent.global_step != first.global_step:
-            raise ConfigError("the seeds of a batch must be at the same step")
+            steps = sorted({a.global_step for a in agents})
+            raise ConfigError(f"the seeds of a batch must be at the same step, not {steps}; continue each seed's "
+                              "run folder on its own with --resume")
     if first.config.offline_dataset:
         raise ConfigError("seeds with an offline dataset (BC) train one per process; drop the seed batch")
     seeds = [a.seed for a in agents]

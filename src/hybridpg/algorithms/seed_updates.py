@@ -49,7 +49,8 @@ def ppo_update_seeds(
     stopped = torch.zeros(seeds, dtype=torch.bool)
     epochs_run, clip_count, clip_total = torch.zeros(seeds), torch.zeros(seeds), torch.zeros(seeds)
     approx_kl = torch.zeros(seeds)
-    stats = torch.full((3, seeds), float("nan"))  # policy loss, value loss, entropy of the last step taken
+    stats = torch.zeros(3, seeds)  # policy loss, value loss, entropy of each seed's last step
+    stepped = torch.zeros(seeds, dtype=torch.bool)
     for _ in range(cfg.n_epochs):
         shuffled = _shuffle(packed, active, generators)
         epochs_run += active
@@ -77,6 +78,7 @@ def ppo_update_seeds(
             clip_grad_norm_per_seed(adam.params, cfg.max_grad_norm)
             adam.step(active)
             stats = torch.where(active, torch.stack([pg_loss, v_loss, ent]).detach(), stats)
+            stepped |= active
         if not bool(active.any()):
             break
     lrs = adam.learning_rates()
@@ -90,7 +92,7 @@ def ppo_update_seeds(
             "losses/early_stop": float(stopped[k]),
             "charts/learning_rate": float(lrs[k]),
         }
-        if not bool(torch.isnan(stats[:, k]).any()):  # the seed took a step
+        if bool(stepped[k]):
             names = ("losses/policy_loss", "losses/value_loss", "losses/entropy")
             metrics.update({name: float(x) for name, x in zip(names, stats[:, k], strict=True)})
         out.append(metrics)
@@ -136,8 +138,9 @@ def props_update_seeds(
             with torch.no_grad():
                 kl = ((ratio - 1) - log_ratio).mean(-1)  # sample estimate of KL(pi_theta || pi_phi)
                 kl_seen = torch.where(active, kl, kl_seen)
-                clipfrac = torch.where(active, ((ratio - 1).abs() > cfg.props_clip).float().mean(-1), clipfrac)
                 over = active & (kl.double() > cfg.props_target_kl)
+                if bool(over.any()):  # the clip fraction of each seed's last minibatch: here, where it stops
+                    clipfrac = torch.where(over, _clip_fraction(ratio, cfg.props_clip), clipfrac)
                 stopped, active = stopped | over, active & ~over
             if not bool(active.any()):
                 break
@@ -152,6 +155,8 @@ def props_update_seeds(
             last_loss = torch.where(active, loss.detach(), last_loss)
         if not bool(active.any()):
             break
+    with torch.no_grad():  # the seeds that ran to the end: their last minibatch is the final one
+        clipfrac = torch.where(active, _clip_fraction(ratio, cfg.props_clip), clipfrac)
     return [
         {
             "props/behavior_kl": float(kl_seen[k]),
@@ -163,3 +168,7 @@ def props_update_seeds(
         }
         for k in range(seeds)
     ]
+
+
+def _clip_fraction(ratio: torch.Tensor, clip: float) -> torch.Tensor:
+    return ((ratio - 1).abs() > clip).float().mean(-1)
