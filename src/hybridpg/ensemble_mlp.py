@@ -52,8 +52,8 @@ def _uniform(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
 
 def _find_onednn_linear() -> Any:
     """oneDNN's fused ``relu(x @ w^T + b)`` (the op torch.compile's CPU backend emits), or None where
-    this torch build lacks it: on CPUs where MKL's sgemm takes a slow path (AMD), it is about twice as
-    fast on 256-wide layers with 64 or more rows, slower on small products (``benchmarks/sac_step.py``)."""
+    this torch build lacks it: on CPUs where MKL's sgemm takes a slow path (AMD), it is faster on
+    256-wide layers and slower on small products (BENCHMARKS.md, SAC; ``benchmarks/sac_step.py``)."""
     if not torch.backends.mkldnn.is_available():
         return None
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
