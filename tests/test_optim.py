@@ -71,3 +71,54 @@ def test_lean_adam_skips_parameters_without_gradients():
     live.grad = torch.ones(3)
     opt.step()
     assert torch.equal(frozen, torch.ones(3)) and bool((live < 1).all())
+
+
+def test_flat_lean_adam_steps_whole_buffers_and_matches_torch_adam_through_reloads_and_repointing():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
+    ref = copy.deepcopy(net)
+    ours = LeanAdam(net.parameters(), lr=3e-3, eps=1e-5)
+    theirs = torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
+    flat = ours.flat[0]
+    assert flat is not None
+    params = list(net.parameters())
+    # the parameters live in the flat buffer, so the module's own writes reach it and vice versa
+    assert all(p.data_ptr() == ptr for p, ptr in zip(params, flat.pointers, strict=True))
+    net.load_state_dict({k: torch.zeros_like(v) for k, v in ref.state_dict().items()})
+    assert not bool(flat.param.any())
+    net.load_state_dict(ref.state_dict())
+    assert torch.equal(flat.param, torch.cat([p.detach().reshape(-1) for p in ref.parameters()]))
+    for _ in range(10):
+        _step_both(torch.randn(32, 5), (net, ours), (ref, theirs))
+    exp_avg = [ours.state[p]["exp_avg"] for p in params]
+    exp_avg_sq = [ours.state[p]["exp_avg_sq"] for p in params]
+    assert flat.holds(params, exp_avg, exp_avg_sq)
+    # loading an optimizer checkpoint puts the moments back into the flat buffers
+    ours.load_state_dict(copy.deepcopy(theirs.state_dict()))
+    assert flat.holds(params, [ours.state[p]["exp_avg"] for p in params], [ours.state[p]["exp_avg_sq"] for p in params])
+    loaded = torch.cat([theirs.state[q]["exp_avg"].reshape(-1) for q in ref.parameters()])
+    torch.testing.assert_close(flat.exp_avg, loaded)
+    for _ in range(10):
+        _step_both(torch.randn(32, 5), (net, ours), (ref, theirs))
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # a parameter moved elsewhere (as stacking seeds does) is stepped where it now lives
+    params[0].data = params[0].detach().clone()
+    assert not flat.holds(params, [ours.state[p]["exp_avg"] for p in params],
+                          [ours.state[p]["exp_avg_sq"] for p in params])
+    for _ in range(10):
+        _step_both(torch.randn(32, 5), (net, ours), (ref, theirs))
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_flat_lean_adam_leaves_frozen_parameters_out_of_the_buffer():
+    frozen = nn.Parameter(torch.ones(3), requires_grad=False)
+    a, b = nn.Parameter(torch.ones(4)), nn.Parameter(torch.ones(2, 2))
+    opt = LeanAdam([frozen, a, b], lr=0.1)
+    flat = opt.flat[0]
+    assert flat is not None and flat.params == [a, b] and flat.param.numel() == 8
+    a.grad, b.grad = torch.ones(4), -torch.ones(2, 2)
+    opt.step()
+    assert torch.equal(frozen, torch.ones(3)) and bool((a < 1).all()) and bool((b > 1).all())
+    assert bool((flat.param[:4] < 1).all())

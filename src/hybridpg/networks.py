@@ -188,7 +188,9 @@ def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
     """
     grads = [p.grad for p in params if p.grad is not None]
     total = torch.cat([g.reshape(-1) for g in grads]).norm()
-    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_max(1.0))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1.0:  # a scale clamped to 1 would leave every gradient as it is: skip the kernels
+        torch._foreach_mul_(grads, scale)
     return total
 
 

@@ -8,7 +8,11 @@ kernels, and keeps ``torch.optim.Adam``'s state layout, so ``state_dict``/``load
 unchanged. ``fused=True`` runs torch's own fused Adam kernel (the one
 ``torch.optim.Adam(fused=True)`` calls, so the steps are bit-identical) without that class's
 per-step bookkeeping; it suits large networks, where one fused pass beats six foreach passes.
-Timings: BENCHMARKS.md (SAC).
+Unfused, it also keeps each group's trainable parameters and both moments in one flat buffer
+each (the parameters and the per-parameter state are views into it), so a step is one cat of the
+gradients and seven whole-buffer kernels, not seven kernels per parameter: on CPU torch's foreach
+kernels loop over the tensors one by one. The elementwise arithmetic is the same, so the steps are
+bit-identical either way. Timings: BENCHMARKS.md (SAC; on-policy throughput).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class LeanAdam(torch.optim.Optimizer):
     ) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
         self.fused = fused
+        self.flat = [None if fused else FlatGroup.of(group["params"]) for group in self.param_groups]
 
     def step(self, closure: Callable[[], Any] | None = None) -> None:  # type: ignore[override]
         assert closure is None, "LeanAdam does not take a closure"
@@ -41,11 +46,12 @@ class LeanAdam(torch.optim.Optimizer):
     def step_without_hooks(self) -> None:
         """``step()`` minus the hook and profiler wrapper that ``torch.optim.Optimizer`` puts around
         every subclass's ``step``; for hot loops that register no optimizer hooks."""
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             states = [self.state[p] for p in params]
+            flat = self.flat[index]
             if not all(states):  # same keys and dtypes as torch.optim.Adam
                 # parameters that start together share one step tensor, so that counting a step is
                 # one op, not one per parameter (state_dict() hands out a copy per parameter)
@@ -53,8 +59,11 @@ class LeanAdam(torch.optim.Optimizer):
                 for p, state in zip(params, states, strict=True):
                     if not state:
                         state["step"] = step
-                        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                        moments = flat.moments_of(p) if flat is not None else None
+                        state["exp_avg"], state["exp_avg_sq"] = moments or (
+                            torch.zeros_like(p, memory_format=torch.preserve_format),
+                            torch.zeros_like(p, memory_format=torch.preserve_format),
+                        )
             grads = [p.grad for p in params]
             exp_avg = [s["exp_avg"] for s in states]
             exp_avg_sq = [s["exp_avg_sq"] for s in states]
@@ -66,6 +75,9 @@ class LeanAdam(torch.optim.Optimizer):
                 torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=group["lr"],
                                    beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"], maximize=False)
                 continue
+            if flat is not None and flat.holds(params, exp_avg, exp_avg_sq):  # the whole group in one set of kernels
+                params, exp_avg, exp_avg_sq = [flat.param], [flat.exp_avg], [flat.exp_avg_sq]
+                grads = [torch.cat([g.reshape(-1) for g in grads])]  # type: ignore[union-attr]
             adam_step(params, grads, exp_avg, exp_avg_sq, float(steps[0]), group["lr"], (beta1, beta2), group["eps"])
 
     def state_dict(self) -> dict[str, Any]:
@@ -77,17 +89,72 @@ class LeanAdam(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        for group in self.param_groups:  # share the step again where a group's counts agree
+        for group, flat in zip(self.param_groups, self.flat, strict=True):
             states = [self.state[p] for p in group["params"] if self.state.get(p)]
-            if states and len({float(s["step"]) for s in states}) == 1:
+            if states and len({float(s["step"]) for s in states}) == 1:  # share the step again
                 for s in states:
                     s["step"] = states[0]["step"]
+            if flat is not None:  # the loaded moments move into the flat buffers
+                for p in group["params"]:
+                    state, moments = self.state.get(p), flat.moments_of(p)
+                    if state and moments is not None:
+                        for key, view in zip(("exp_avg", "exp_avg_sq"), moments, strict=True):
+                            view.copy_(state[key])
+                            state[key] = view
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         # the base class wraps this in profiler bookkeeping that costs more than the loop itself
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
+
+
+class FlatGroup:
+    """A parameter group's trainable parameters and its Adam moments, each kept in one flat buffer.
+
+    The parameters' ``.data`` and the optimizer's per-parameter state become views into the
+    buffers, so modules, ``state_dict`` and checkpoints see ordinary tensors, while a step can run
+    its kernels once over the whole buffer. Anything that re-points a parameter or replaces its
+    state (stacking seeds, an outside ``load_state_dict`` of the state) is noticed by ``holds``,
+    and the step falls back to one kernel per tensor on whatever memory they now use.
+    """
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+        self.param = torch.cat([p.detach().reshape(-1) for p in params])
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.param), torch.zeros_like(self.param)
+        sizes = [p.numel() for p in params]
+        for p, view in zip(params, self.param.split(sizes), strict=True):
+            p.data = view.view_as(p)
+        self.pointers = [p.data_ptr() for p in params]
+        self.moments = {
+            id(p): (m.view_as(p), v.view_as(p))
+            for p, m, v in zip(params, self.exp_avg.split(sizes), self.exp_avg_sq.split(sizes), strict=True)
+        }
+
+    @classmethod
+    def of(cls, params: list[torch.Tensor]) -> FlatGroup | None:
+        """The flat buffers for a group's trainable parameters; None where there is nothing to gain
+        (fewer than two, mixed dtypes or devices, or a parameter that is already a view)."""
+        trainable = [p for p in params if p.requires_grad]
+        if len(trainable) < 2 or len({(p.dtype, p.device) for p in trainable}) != 1:
+            return None
+        if any(p.untyped_storage().nbytes() != p.numel() * p.element_size() for p in trainable):
+            return None  # it shares memory with something else already (a stacked seed, a tied weight)
+        return cls(trainable)
+
+    def moments_of(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.moments.get(id(p))
+
+    def holds(self, params: list[torch.Tensor], exp_avg: list[torch.Tensor], exp_avg_sq: list[torch.Tensor]) -> bool:
+        """Whether ``params`` (those with gradients) and their moments are still exactly this group's views."""
+        if len(params) != len(self.params):
+            return False
+        for p, q, pointer, m, v in zip(params, self.params, self.pointers, exp_avg, exp_avg_sq, strict=True):
+            own_m, own_v = self.moments[id(p)]
+            if p is not q or p.data_ptr() != pointer or m is not own_m or v is not own_v:
+                return False
+        return True
 
 
 def adam_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: list[torch.Tensor],
