@@ -21,7 +21,8 @@ from hybridpg.algorithms.base import Agent, Run
 from hybridpg.algorithms.bc import BehaviorCloner, load_offline
 from hybridpg.algorithms.behavior import SAMPLERS
 from hybridpg.algorithms.checks import scheduled_lr
-from hybridpg.algorithms.ppo_loss import explained_variance, ppo_losses
+from hybridpg.algorithms.ppo_loss import explained_variance, ppo_minibatch_loss
+from hybridpg.compiled import maybe_compiled
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
@@ -207,31 +208,26 @@ class OnPolicyAgent(_AgentAttributes):
         approx_kl = torch.zeros(())
         stats: dict[str, torch.Tensor] = {}
         epochs_run, stop = 0, False
+        minibatch_loss = maybe_compiled(ppo_minibatch_loss, cfg.compile)
         for _ in range(cfg.n_epochs):
             shuffled = packed[torch.randperm(n, generator=self.torch_rng)]
             epochs_run += 1
             for start in range(0, n - mb_size + 1, mb_size):
                 obs, actions, old_logp, adv, ret, old_v = shuffled[start : start + mb_size].split(widths, dim=1)
                 actions = actions.reshape(mb_size, *data["actions"].shape[1:])
-                new_logp, entropy = self.policy.log_prob(obs, actions)
-                log_ratio = new_logp - old_logp.squeeze(1)
-                ratio = log_ratio.exp()
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    clip_count += ((ratio - 1.0).abs() > cfg.clip_coef).sum()
-                    clip_total += mb_size
+                mb = minibatch_loss(self.policy, self.value, obs, actions, old_logp.squeeze(1), adv.squeeze(1),
+                                    ret.squeeze(1), old_v.squeeze(1), cfg)
+                approx_kl = mb.approx_kl
+                clip_count += mb.clipped
+                clip_total += mb_size
                 if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
                     stop = True  # checked before the step, and it ends all epochs
                     break
-                v = self.value(obs)
-                pg_loss, v_loss, ent = ppo_losses(ratio, entropy, v, adv.squeeze(1), ret.squeeze(1),
-                                                  old_v.squeeze(1), cfg)
-                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                mb.loss.backward()
                 clip_grad_norm(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
-                stats = {"pg": pg_loss, "v": v_loss, "ent": ent}
+                stats = {"pg": mb.policy_loss, "v": mb.value_loss, "ent": mb.entropy}
             if stop:
                 break
         clipfrac = float(clip_count) / clip_total if clip_total else 0.0

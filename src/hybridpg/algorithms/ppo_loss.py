@@ -3,10 +3,13 @@ the update of seeds trained side by side (``seed_batch.py``), where a leading di
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from hybridpg.config import OnPolicyConfig
+from hybridpg.networks import Policy, ValueNet
 
 
 def ppo_losses(ratio: torch.Tensor, entropy: torch.Tensor, v: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor,
@@ -22,6 +25,30 @@ def ppo_losses(ratio: torch.Tensor, entropy: torch.Tensor, v: torch.Tensor, adv:
     else:
         v_loss = 0.5 * (v - ret).pow(2).mean(-1)
     return pg_loss, v_loss, entropy.mean(-1)
+
+
+class MinibatchLoss(NamedTuple):
+    loss: torch.Tensor  # what the step minimizes
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor  # (r - 1) - log r, averaged: the sample KL(old || new) the early stop reads
+    clipped: torch.Tensor  # how many ratios lie outside the clip range
+
+
+def ppo_minibatch_loss(policy: Policy, value: ValueNet, obs: torch.Tensor, actions: torch.Tensor,
+                       old_logp: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor, old_v: torch.Tensor,
+                       cfg: OnPolicyConfig) -> MinibatchLoss:
+    """One minibatch of a single run's PPO update: losses on both networks and the early-stop statistics."""
+    new_logp, entropy = policy.log_prob(obs, actions)
+    log_ratio = new_logp - old_logp
+    ratio = log_ratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clipped = ((ratio - 1.0).abs() > cfg.clip_coef).sum()
+    pg_loss, v_loss, ent = ppo_losses(ratio, entropy, value(obs), adv, ret, old_v, cfg)
+    loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+    return MinibatchLoss(loss, pg_loss, v_loss, ent, approx_kl, clipped)
 
 
 def explained_variance(data: dict[str, torch.Tensor]) -> float:

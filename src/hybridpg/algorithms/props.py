@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from hybridpg.compiled import maybe_compiled
 from hybridpg.config import PROPSConfig
 from hybridpg.networks import Policy, clip_grad_norm, kl_from
 
@@ -23,6 +24,20 @@ def props_loss(ratio: torch.Tensor, kl_to_theta: torch.Tensor, cfg: PROPSConfig)
     """mean(max(r, clip(r, 1-eps, 1+eps))) + lambda * mean KL(phi || theta), over the last dimension."""
     clipped = ratio.clamp(1 - cfg.props_clip, 1 + cfg.props_clip)
     return torch.max(ratio, clipped).mean(-1) + cfg.props_lambda * kl_to_theta.mean(-1)
+
+
+def props_minibatch_loss(behavior: Policy, obs: torch.Tensor, actions: torch.Tensor, ref_logp: torch.Tensor,
+                         ref_out: torch.Tensor, ref_log_std: torch.Tensor,
+                         cfg: PROPSConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PROPS's loss on one minibatch, the sample KL(pi_theta || pi_phi) its early stop reads, and the ratios."""
+    out = behavior.net(obs)
+    logp, _ = behavior.log_prob_from(out, actions)
+    log_ratio = logp - ref_logp
+    ratio = log_ratio.exp()
+    with torch.no_grad():
+        kl = ((ratio - 1) - log_ratio).mean()
+    kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, ref_out, ref_log_std)
+    return props_loss(ratio, kl_to_theta, cfg), kl, ratio
 
 
 def props_update(
@@ -54,22 +69,17 @@ def props_update(
     columns = [obs, actions.reshape(n, -1), ref_logp.view(n, 1), ref_out]
     widths = [c.shape[1] for c in columns]
     packed = torch.cat(columns, dim=1)
+    minibatch_loss = maybe_compiled(props_minibatch_loss, cfg.compile)
     for _ in range(cfg.props_epochs):
         shuffled = packed[torch.randperm(n, generator=generator)]
         epochs_run += 1
         for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
             mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[start : start + mb_size].split(widths, dim=1)
-            out = behavior.net(mb_obs)
-            logp, _ = behavior.log_prob_from(out, mb_act.reshape(mb_obs.shape[0], *act_shape))
-            log_ratio = logp - mb_ref_logp.squeeze(1)
-            ratio = log_ratio.exp()
-            with torch.no_grad():
-                kl = ((ratio - 1) - log_ratio).mean()  # sample estimate of KL(pi_theta || pi_phi)
+            loss, kl, ratio = minibatch_loss(behavior, mb_obs, mb_act.reshape(mb_obs.shape[0], *act_shape),
+                                             mb_ref_logp.squeeze(1), mb_ref_out, ref_log_std, cfg)
             if kl.item() > cfg.props_target_kl:
                 stopped = True
                 break
-            kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, mb_ref_out, ref_log_std)
-            loss = props_loss(ratio, kl_to_theta, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_grad_norm(behavior_params, 0.5)
