@@ -1,4 +1,4 @@
-"""Time PPO's minibatch step alone (no env steps), to compare code versions of the networks.
+"""Time PPO's (or PROPS's behavior) minibatch step alone (no env steps), to compare code versions.
 
 Builds ``PPO(<env>, n_steps=2048, target_kl=None)`` (32 minibatches of 64, 10 epochs, 64-64 tanh;
 no KL stop, so every call runs all its steps), fills its update's input with fixed random data of
@@ -6,6 +6,12 @@ the env's shapes, and times whole ``_ppo_update`` calls (320 minibatch steps eac
 backward, clip, LeanAdam), each from the same networks, optimizer state and shuffle seed. It prints
 microseconds per minibatch step as the process's CPU time (which other jobs on a shared machine
 inflate less than wall-clock) and wall-clock, median over ``--repeats`` calls, one torch thread.
+
+``--update props`` times PROPS's behavior update instead: ``props_update`` on a full buffer of
+fixed random data (b=2, n=2048, m=256: 3840 rows, 16 epochs of 16 minibatches of 240, no KL
+stop), phi's network, loss, backward, clip and LeanAdam per step.
+
+``--kernel compiled`` builds the agent with ``compile=True``; the untimed warm-up call compiles.
 
 ``--kernel tanh_mlp`` runs the policy's and the value network's MLPs through
 ``benchmarks/tanh_mlp.py`` (one autograd node per network, written-out backward) instead of
@@ -55,7 +61,49 @@ def use_tanh_mlp(net: Any) -> None:
     net.forward = lambda x: tanh_mlp(x, params)
 
 
-def measure(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]:
+def measure_props(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]:
+    import dataclasses
+
+    import gymnasium as gym
+    import torch
+
+    import hybridpg
+    from hybridpg.algorithms.onpolicy import PROPS
+    from hybridpg.algorithms.props import props_update
+
+    assert kernel in ("autograd", "compiled"), kernel
+    agent = PROPS(env_id, n_steps=2048, seed=seed, compile=kernel == "compiled")
+    sampler = agent.sampler
+    cfg = dataclasses.replace(sampler.cfg, props_target_kl=1e9)  # every call runs all its steps
+    n = cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, agent.obs_dim, generator=gen)
+    if isinstance(agent.action_space, gym.spaces.Box):
+        actions = torch.randn(n, agent.policy.action_dim, generator=gen)
+    else:
+        actions = torch.randint(0, agent.policy.action_dim, (n,), generator=gen).float()
+
+    def call() -> float:
+        sampler.behavior.load_state_dict(agent.policy.state_dict())
+        return props_update(sampler.behavior, sampler.reference, sampler.optimizer, obs, actions, cfg,
+                            sampler.generator)["props/grad_steps"]
+
+    call()  # warm-up (allocator, optimizer state, compiling)
+    start = {"optimizer": copy.deepcopy(sampler.optimizer.state_dict()), "rng": sampler.generator.get_state()}
+    cpu, wall = [], []
+    for _ in range(repeats):
+        sampler.optimizer.load_state_dict(start["optimizer"])
+        sampler.generator.set_state(start["rng"])
+        t0, c0 = time.perf_counter(), time.process_time()
+        steps = call()
+        cpu.append((time.process_time() - c0) / steps * 1e6)
+        wall.append((time.perf_counter() - t0) / steps * 1e6)
+    agent.close()
+    return {"source": str(Path(hybridpg.__file__).parent.parent), "kernel": kernel, "update": "props",
+            "steps_per_call": steps, "cpu_us": statistics.median(cpu), "wall_us": statistics.median(wall)}
+
+
+def measure(env_id: str, repeats: int, seed: int, kernel: str, update: str = "ppo") -> dict[str, Any]:
     import gymnasium as gym
     import torch
 
@@ -63,7 +111,9 @@ def measure(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]
     from hybridpg.algorithms.onpolicy import PPO
 
     torch.set_num_threads(1)
-    agent = PPO(env_id, n_steps=2048, target_kl=None, seed=seed)
+    if update == "props":
+        return measure_props(env_id, repeats, seed, kernel)
+    agent = PPO(env_id, n_steps=2048, target_kl=None, seed=seed, compile=kernel == "compiled")
     if kernel == "tanh_mlp":
         use_tanh_mlp(agent.policy.net)
         use_tanh_mlp(agent.value.net)
@@ -113,7 +163,7 @@ def measure(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]
     }
 
 
-def compare(arms: dict[str, tuple[str, str]], env_id: str, pairs: int, repeats: int) -> None:
+def compare(arms: dict[str, tuple[str, str]], env_id: str, pairs: int, repeats: int, update: str) -> None:
     """Alternate processes of two arms ``name -> (src, kernel)``, A first in odd pairs, B first in even."""
     (a, b) = arms
     runs: dict[str, list[dict[str, Any]]] = {a: [], b: []}
@@ -121,7 +171,8 @@ def compare(arms: dict[str, tuple[str, str]], env_id: str, pairs: int, repeats: 
         for name in (a, b) if i % 2 == 0 else (b, a):
             src, kernel = arms[name]
             env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
-            cmd = [sys.executable, __file__, "--env", env_id, "--repeats", str(repeats), "--kernel", kernel, "--json"]
+            cmd = [sys.executable, __file__, "--env", env_id, "--repeats", str(repeats), "--kernel", kernel,
+                   "--update", update, "--json"]
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             assert result["source"] == str(Path(src).resolve()), (result["source"], src)
@@ -129,7 +180,8 @@ def compare(arms: dict[str, tuple[str, str]], env_id: str, pairs: int, repeats: 
             print(f"pair {i + 1} {name}: cpu {result['cpu_us']:.0f} us, wall {result['wall_us']:.0f} us", flush=True)
     cpu = {name: statistics.median(r["cpu_us"] for r in runs[name]) for name in runs}
     wall = {name: statistics.median(r["wall_us"] for r in runs[name]) for name in runs}
-    print(f"\n{env_id}, {pairs} alternated process pairs, {repeats} updates each, us per minibatch step")
+    print(f"\n{env_id}, {update} update, {pairs} alternated process pairs, {repeats} updates each, "
+          "us per minibatch step")
     print("| arm | CPU us (median) | CPU min-max | wall us (median) |")
     print("|---|---|---|---|")
     for name in runs:
@@ -143,26 +195,31 @@ def main() -> None:
     parser.add_argument("--env", default="Hopper-v5")
     parser.add_argument("--repeats", type=int, default=5, help="timed _ppo_update calls per process")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kernel", choices=["autograd", "tanh_mlp"], default="autograd")
+    parser.add_argument("--kernel", choices=["autograd", "tanh_mlp", "compiled"], default="autograd")
+    parser.add_argument("--update", choices=["ppo", "props"], default="ppo", help="PPO's update or PROPS's")
+    parser.add_argument("--against", choices=["tanh_mlp", "compiled"], default="tanh_mlp",
+                        help="the second arm of --compare-kernels")
     parser.add_argument("--compare", metavar="OLD_SRC", help="alternate processes with this src against ours")
-    parser.add_argument("--compare-kernels", action="store_true", help="alternate --kernel autograd / tanh_mlp")
+    parser.add_argument("--compare-kernels", action="store_true", help="alternate --kernel autograd / --against")
     parser.add_argument("--pairs", type=int, default=5, help="alternated old/new process pairs (--compare)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (used by --compare)")
     args = parser.parse_args()
     here = str(Path(__file__).resolve().parent.parent / "src")
     if args.compare:
-        compare({"old": (args.compare, "autograd"), "new": (here, args.kernel)}, args.env, args.pairs, args.repeats)
+        arms = {"old": (args.compare, "autograd"), "new": (here, args.kernel)}
+        compare(arms, args.env, args.pairs, args.repeats, args.update)
         return
     if args.compare_kernels:
-        arms = {"autograd": (here, "autograd"), "tanh_mlp": (here, "tanh_mlp")}
-        compare(arms, args.env, args.pairs, args.repeats)
+        arms = {"autograd": (here, "autograd"), args.against: (here, args.against)}
+        compare(arms, args.env, args.pairs, args.repeats, args.update)
         return
-    result = measure(args.env, args.repeats, args.seed, args.kernel)
+    result = measure(args.env, args.repeats, args.seed, args.kernel, args.update)
     if args.json:
         print(json.dumps(result))
     else:
         cpu_us, wall_us = result["cpu_us"], result["wall_us"]
-        print(f"{args.env} ({args.kernel}): {cpu_us:.0f} us CPU, {wall_us:.0f} us wall per minibatch step")
+        print(f"{args.env} {args.update} ({args.kernel}): {cpu_us:.0f} us CPU, {wall_us:.0f} us wall "
+              "per minibatch step")
 
 
 if __name__ == "__main__":

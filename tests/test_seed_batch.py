@@ -279,7 +279,10 @@ def test_a_batch_refuses_what_it_cannot_train_together() -> None:
         SeedBatch([ppo, other])
     with pytest.raises(ConfigError, match="each seed once"):
         SeedBatch([ppo, twin])
-    for agent in (ppo, props, other, twin):
+    compiled = [PPO("CartPole-v1", seed=s, compile=True, **SMALL) for s in (3, 4)]
+    with pytest.raises(ConfigError, match="compile=True speeds up single runs"):
+        SeedBatch(compiled)
+    for agent in (ppo, props, other, twin, *compiled):
         agent.close()
 
 

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from hybridpg.networks import LOG_2PI, Policy, gaussian_log_prob
-from hybridpg.optim import adam_step
 
 
 def stack_parameters(modules: Sequence[nn.Module]) -> list[torch.Tensor]:
@@ -125,9 +124,10 @@ class StackedAdam:
     """Adam (as ``optim.LeanAdam``) on stacked parameters, each seed with its own lr, step count and
     mask: a seed outside the mask takes no step, and its moments and step count do not move.
 
-    The moments live here; every seed's own optimizer state holds views of them, so saving or
-    loading a seed's optimizer is what a single run would do (call ``StackedAdam`` again after a
-    seed's optimizer loaded new state, to stack it).
+    The moments live here, as one ``[N, P]`` buffer each (``P`` the parameters of one seed), so a
+    step is a couple of dozen kernels whatever the number of layers; every seed's own optimizer
+    state holds views of them, so saving or loading a seed's optimizer is what a single run would
+    do (call ``StackedAdam`` again after a seed's optimizer loaded new state, to stack it).
     """
 
     def __init__(self, params: Sequence[torch.Tensor], optimizers: Sequence[torch.optim.Optimizer],
@@ -140,8 +140,13 @@ class StackedAdam:
         trainable = [[q for q in qs if q.requires_grad] for qs in per_seed_params]
         n = len(optimizers)
         self.steps = torch.zeros(n)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.sizes = [p[0].numel() for p in self.params]
+        self.flat_avg = torch.zeros(n, sum(self.sizes))
+        self.flat_avg_sq = torch.zeros(n, sum(self.sizes))
+        self.exp_avg = [m.view_as(p) for m, p in zip(self.flat_avg.split(self.sizes, dim=1), self.params, strict=True)]
+        self.exp_avg_sq = [
+            v.view_as(p) for v, p in zip(self.flat_avg_sq.split(self.sizes, dim=1), self.params, strict=True)
+        ]
         for k, (opt, qs) in enumerate(zip(optimizers, trainable, strict=True)):
             for j, q in enumerate(qs):
                 saved = opt.state.get(q)
@@ -158,30 +163,27 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
-        """One Adam step for the seeds where ``active`` (bool ``[N]``) holds."""
+        """One Adam step for the seeds where ``active`` (bool ``[N]``) holds (every parameter has a gradient)."""
         beta1, beta2 = self.betas
         self.steps.add_(active.float())
-        lrs = self.learning_rates()
-        with_grad = [(p, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True)
-                     if p.grad is not None]
-        if bool(active.all()) and bool((self.steps == self.steps[0]).all()) and bool((lrs == lrs[0]).all()):
-            # the usual case, every seed stepping in step: the single run's kernels on the stacks
-            params, exp_avg, exp_avg_sq = (list(t) for t in zip(*with_grad, strict=True))
-            grads = [p.grad for p in params if p.grad is not None]
-            adam_step(params, grads, exp_avg, exp_avg_sq, float(self.steps[0]), float(lrs[0]), self.betas, self.eps)
-            return
         steps = self.steps.double()  # bias corrections in double, as LeanAdam computes them
         bias1 = 1 - beta1**steps
-        bias2_sqrt = torch.sqrt(1 - beta2**steps).float()
+        bias2_sqrt = torch.sqrt(1 - beta2**steps).float().unsqueeze(1)
         # seeds that never stepped have bias1 = 0: their step size is 0, never inf
-        step_size = torch.where(active, lrs.double() / bias1.clamp_min(1e-30), 0.0).float()
-        for p, m, v in with_grad:
-            assert p.grad is not None
-            g, on = p.grad, seed_shape(active, p)
-            m.copy_(torch.where(on, torch.lerp(m, g, 1 - beta1), m))
-            v.copy_(torch.where(on, v * beta2 + (1 - beta2) * g * g, v))
-            denom = v.sqrt() / seed_shape(bias2_sqrt, p) + self.eps
-            p.sub_(torch.where(on, seed_shape(step_size, p) * m / denom, 0.0))
+        step_size = torch.where(active, self.learning_rates().double() / bias1.clamp_min(1e-30), 0.0).float()
+        grad = torch.cat([p.grad.reshape(p.shape[0], -1) for p in self.params], dim=1)  # type: ignore[union-attr]
+        m, v = self.flat_avg, self.flat_avg_sq
+        if bool(active.all()):
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        else:
+            on = active.unsqueeze(1)
+            m.copy_(torch.where(on, torch.lerp(m, grad, 1 - beta1), m))
+            v.copy_(torch.where(on, torch.addcmul(v * beta2, grad, grad, value=1 - beta2), v))
+        denom = v.sqrt().div_(bias2_sqrt).add_(self.eps)
+        update = (m / denom).mul_(step_size.unsqueeze(1))  # exactly 0 for a seed outside the mask
+        for p, u in zip(self.params, update.split(self.sizes, dim=1), strict=True):
+            p.sub_(u.view_as(p))
 
     def zero_grad(self) -> None:
         for p in self.params:

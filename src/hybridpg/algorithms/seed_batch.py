@@ -259,6 +259,9 @@ def _check_alike(agents: Sequence[OnPolicyAgent]) -> None:
                               "run folder on its own with --resume")
     if first.config.offline_dataset:
         raise ConfigError("seeds with an offline dataset (BC) train one per process; drop the seed batch")
+    if first.config.compile:  # it would be recorded in every seed's config.yaml without taking effect
+        raise ConfigError("compile=True speeds up single runs; seeds in one process run their own batched "
+                          "update: drop compile or the seed batch")
     seeds = [a.seed for a in agents]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {seeds}: each seed once")
