@@ -72,7 +72,8 @@ def measure_props(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str
     from hybridpg.algorithms.props import props_update
 
     assert kernel in ("autograd", "compiled"), kernel
-    agent = PROPS(env_id, n_steps=2048, seed=seed, compile=kernel == "compiled")
+    compiled = {"compile": True} if kernel == "compiled" else {}  # older code has no such setting
+    agent = PROPS(env_id, n_steps=2048, seed=seed, **compiled)
     sampler = agent.sampler
     cfg = dataclasses.replace(sampler.cfg, props_target_kl=1e9)  # every call runs all its steps
     n = cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps
@@ -113,7 +114,8 @@ def measure(env_id: str, repeats: int, seed: int, kernel: str, update: str = "pp
     torch.set_num_threads(1)
     if update == "props":
         return measure_props(env_id, repeats, seed, kernel)
-    agent = PPO(env_id, n_steps=2048, target_kl=None, seed=seed, compile=kernel == "compiled")
+    compiled = {"compile": True} if kernel == "compiled" else {}  # older code has no such setting
+    agent = PPO(env_id, n_steps=2048, target_kl=None, seed=seed, **compiled)
     if kernel == "tanh_mlp":
         use_tanh_mlp(agent.policy.net)
         use_tanh_mlp(agent.value.net)

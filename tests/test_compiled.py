@@ -1,5 +1,5 @@
 """``compile=True``: the compiled minibatch losses equal the eager ones at the real shapes, a compiled
-run follows the eager run, and a compiler failure is one ConfigError line."""
+run follows the eager run and repeats itself exactly, and a compiler failure is one ConfigError line."""
 
 import copy
 
@@ -80,9 +80,12 @@ def test_a_compiled_run_follows_the_eager_run(algo, env_id):
     settings = dict(seed=4, n_steps=256, n_minibatches=4, n_epochs=2, eval_freq=0, checkpoint_freq=0, se_freq=0)
     if algo is PROPS:
         settings.update(behavior_steps=64, props_epochs=2, props_minibatches=2)
-    agents = [algo(env_id, compile=flag, **settings) for flag in (False, True)]
+    agents = [algo(env_id, compile=flag, **settings) for flag in (False, True, True)]
     for agent in agents:
         agent.learn(512, progress=False)
+    again = [*agents.pop().policy.parameters()]
+    for a, b in zip(again, agents[1].policy.parameters(), strict=True):
+        assert torch.equal(a, b)  # compiled runs are as deterministic as eager ones
     fresh = algo(env_id, **settings)
     eager, fast, start = ([*a.policy.parameters(), *a.value.parameters()] for a in (*agents, fresh))
     for a, b in zip(eager, fast, strict=True):

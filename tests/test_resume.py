@@ -28,6 +28,9 @@ CASES: list[tuple[str, str, int, dict[str, Any]]] = [
     ("ppo", "CartPole-v1", 1024, {**ON_POLICY, "n_steps": 128}),
     ("props", "Pendulum-v1", 1024, {**ON_POLICY, "n_steps": 256, "behavior_steps": 128, "props_epochs": 2,
                                     "props_minibatches": 2}),
+    # compiled losses: a fresh process compiles the same graph, whatever minibatch sizes it meets first
+    ("props", "Pendulum-v1", 1024, {**ON_POLICY, "n_steps": 256, "behavior_steps": 128, "props_epochs": 2,
+                                    "props_minibatches": 2, "compile": True}),
     # learning_starts=101 puts a logged update (a stop point for SAC's loop) exactly at N/2
     ("sac", "Pendulum-v1", 600, {"hidden_sizes": (32, 32), "learning_starts": 101, "batch_size": 32,
                                  "buffer_size": 1000, "log_freq": 50, "eval_freq": 100, "eval_episodes": 1,
@@ -66,7 +69,8 @@ def in_fresh_process(code: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-@pytest.mark.parametrize(("algo", "env_id", "total", "config"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("algo", "env_id", "total", "config"), CASES,
+                         ids=[c[0] + ("-compiled" if c[3].get("compile") else "") for c in CASES])
 def test_split_run_in_fresh_process_is_bit_identical(
     algo: str, env_id: str, total: int, config: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -4,8 +4,10 @@ A minibatch step of PPO or PROPS on 64-64 networks is about a hundred small eage
 (inductor, CPU), the forward becomes a few fused loops around the matmuls, and the backward one
 more graph, which cuts most of the per-op cost. The loss functions stay plain Python of tensors
 (``ppo_loss.ppo_minibatch_loss``, ``props.props_minibatch_loss``); this module only decides how they
-run. Shapes are fixed per graph (a new minibatch size compiles once more), compiled code is cached
-on disk by torch, and the first call of each graph takes seconds.
+run. The number of rows is a symbolic size from the first call on, so one graph serves every
+minibatch size (PROPS's last minibatch shrinks while its buffer fills), and a run computes the
+same bits whichever sizes it met first, which keeps resume exact. Compiled code is cached on disk
+by torch; the first call of a graph in a process still takes seconds.
 """
 
 from __future__ import annotations
@@ -23,9 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
     import torch
 
-    # shapes become dynamic after the first new minibatch size (a growing buffer has many); once
-    # torch.compile's recompile limit is reached, calls run eagerly instead of failing
-    return torch.compile(fn)  # type: ignore[no-any-return]
+    return torch.compile(fn, dynamic=False)  # type: ignore[no-any-return]
+
+
+def _mark_rows_dynamic(args: tuple[Any, ...]) -> None:
+    """The leading size of the first tensor argument (the minibatch's rows) becomes symbolic in every
+    tensor argument that shares it."""
+    import torch
+
+    tensors = [a for a in args if isinstance(a, torch.Tensor) and a.dim() > 0]
+    rows = tensors[0].shape[0] if tensors else None
+    for t in tensors:
+        if t.shape[0] == rows:
+            torch._dynamo.maybe_mark_dynamic(t, 0)
 
 
 def maybe_compiled(fn: F, enabled: bool) -> F:
@@ -37,6 +49,7 @@ def maybe_compiled(fn: F, enabled: bool) -> F:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
+        _mark_rows_dynamic(args)
         try:
             return compiled(*args, **kwargs)
         except Exception as exc:  # inductor's errors have no common base class
