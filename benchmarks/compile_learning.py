@@ -1,0 +1,162 @@
+"""Learning with ``compile=True`` (torch.compile'd minibatch losses) against the eager default.
+
+The eager runs are the PROPS RL comparison's (benchmarks/results/props_rl/runs, the authors'
+settings, 200k steps on Hopper-v5); ``run`` trains the same seeds from the same config.yaml with
+``compile=True`` set, one ordinary single run per seed, one after another in this process on one
+thread, and ``report`` compares the final evaluation returns seed by seed and as IQMs with 95%
+bootstrap CIs, plus P(compiled > eager). The compiled losses equal the eager ones up to float
+summation order, so single evaluations drift apart as chaotic training amplifies rounding; the
+claim is that the distributions of returns agree. Wall times are recorded but are no speed
+comparison: the eager runs were trained at another time, under another load.
+
+    python benchmarks/compile_learning.py run [--env Hopper-v5] [--algo props] [--seeds 0-9]
+    python benchmarks/compile_learning.py report [--env Hopper-v5] [--algo props]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from hybridpg.algorithms import ALGORITHMS
+from hybridpg.algorithms.base import Agent
+from hybridpg.experiments.runs import run_state
+from hybridpg.experiments.spec_file import parse_seeds
+from hybridpg.experiments.stats import per_env_iqm_with_ci, probability_of_improvement
+
+EAGER = Path("benchmarks/results/props_rl/runs")
+SCRATCH = Path("runs/compile_learning")
+OUT = Path("benchmarks/results/compile_learning")
+
+
+def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None = None) -> float | None:
+    """Train (or resume) one compiled run; its wall seconds, or None when it had already finished."""
+    state = run_state(run_dir)
+    if state == "finished":
+        return None
+    start = time.perf_counter()
+    if state == "resume":
+        agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
+        if not getattr(agent.config, "compile", False):
+            agent.close()
+            raise SystemExit(f"{run_dir} holds a run without compile=True; delete it and rerun")
+        horizon = int(yaml.safe_load((run_dir / "config.yaml").read_text())["total_timesteps"])
+        remaining = horizon - agent.global_step
+    else:
+        if run_dir.exists():  # a dead attempt without a checkpoint: start clean
+            shutil.rmtree(run_dir)
+        doc = yaml.safe_load((EAGER / env / algo / f"seed{seed}" / "config.yaml").read_text())
+        if int(doc["seed"]) != seed or doc["env"] != env or doc["algo"] != algo:
+            raise SystemExit(f"{EAGER / env / algo / f'seed{seed}'}: config.yaml is for another run")
+        config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=True)
+        agent = ALGORITHMS[algo](env, seed=seed, config=config)
+        remaining = int(doc["total_timesteps"]) if total is None else total
+    try:
+        if remaining < 1:  # stopped after its last checkpoint, before summary.json
+            agent.finish_run(run_dir, progress=False)
+        else:
+            agent.learn(remaining, run_dir=run_dir, progress=False, reset=state != "resume")
+    finally:
+        agent.close()
+    return time.perf_counter() - start
+
+
+def keep_records(run_dir: Path, target: Path) -> None:
+    """Copy the small records of a finished run: config, the eval lines of metrics, summary."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(run_dir / "config.yaml", target / "config.yaml")
+    evals = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval/' in line]
+    (target / "metrics.jsonl").write_text("".join(line + "\n" for line in evals))
+    shutil.copy2(run_dir / "summary.json", target / "summary.json")  # last: marks the copy complete
+
+
+def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
+        out: Path = OUT) -> None:
+    """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
+    check) and keep its records under ``out``."""
+    torch.set_num_threads(1)
+    for seed in seeds:
+        run_dir = scratch / env / algo / f"seed{seed}"
+        seconds = train_seed(env, algo, seed, run_dir, total)
+        if seconds is None:
+            print(f"seed {seed}: already finished, skipped", flush=True)
+        else:
+            ret = json.loads((run_dir / "summary.json").read_text()).get("eval_return_mean")
+            print(f"seed {seed}: {seconds:.0f} s wall, final eval return {ret:.1f}", flush=True)
+        keep_records(run_dir, out / "runs" / env / algo / run_dir.name)
+
+
+def _evals(run_dir: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(int(r["step"]), float(r["eval/return_mean"])) for r in rows if "eval/return_mean" in r]
+
+
+def _wall(run_dir: Path) -> float:
+    return float(json.loads((run_dir / "summary.json").read_text())["wall_seconds"])
+
+
+def _estimate(values: list[float]) -> dict[str, Any]:
+    est = per_env_iqm_with_ci(np.asarray(values))
+    return {"iqm": est.point, "low": est.low, "high": est.high, "mean": float(np.mean(values)), "n": len(values)}
+
+
+def report(env: str, algo: str, *, out: Path = OUT) -> None:
+    compiled_root, eager_root = out / "runs" / env / algo, EAGER / env / algo
+    seeds = sorted(int(d.name[4:]) for d in compiled_root.glob("seed*")
+                   if (d / "summary.json").exists() and (eager_root / d.name / "summary.json").exists())
+    if not seeds:
+        raise SystemExit(f"no seed finished in both {compiled_root} and {eager_root}")
+    lines = [f"# {algo} on {env}: compile=True vs eager (final evaluation return)", "",
+             "| seed | eager: final eval | compiled: final eval | compiled: wall s |", "|---|---|---|---|"]
+    finals: dict[str, list[float]] = {"eager": [], "compiled": []}
+    rows = []
+    for seed in seeds:
+        eager_dir, compiled_dir = eager_root / f"seed{seed}", compiled_root / f"seed{seed}"
+        eager, compiled = _evals(eager_dir)[-1], _evals(compiled_dir)[-1]
+        finals["eager"].append(eager[1])
+        finals["compiled"].append(compiled[1])
+        rows.append({"seed": seed, "eager_final": eager[1], "eager_final_step": eager[0],
+                     "compiled_final": compiled[1], "compiled_final_step": compiled[0],
+                     "eager_wall_seconds": _wall(eager_dir), "compiled_wall_seconds": _wall(compiled_dir)})
+        lines.append(f"| {seed} | {eager[1]:.1f} | {compiled[1]:.1f} | {_wall(compiled_dir):.0f} |")
+    lines.append("")
+    estimates = {name: _estimate(values) for name, values in finals.items()}
+    for name, est in estimates.items():
+        lines.append(f"- {name}: IQM of the final return {est['iqm']:.1f} [{est['low']:.1f}, {est['high']:.1f}] "
+                     f"(mean {est['mean']:.1f}, n={est['n']})")
+    poi = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(finals["eager"])[:, None])
+    lines.append(f"- P(compiled > eager): {poi.point:.3f} [{poi.low:.3f}, {poi.high:.3f}]")
+    doc = {"env": env, "algo": algo, "seeds": seeds, "metric": "final eval/return_mean",
+           "eager_runs": str(eager_root), "compiled_runs": str(compiled_root),
+           "iqm_final_return": estimates,
+           "p_compiled_gt_eager": {"point": poi.point, "low": poi.low, "high": poi.high},
+           "per_seed": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--algo", default="props")
+    parser.add_argument("--seeds", default="0-9")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.env, args.algo, parse_seeds(args.seeds))
+    else:
+        report(args.env, args.algo)
+
+
+if __name__ == "__main__":
+    main()
