@@ -20,6 +20,15 @@ HOPPER = (11, gym.spaces.Box(-1.0, 1.0, (3,)))
 CARTPOLE = (4, gym.spaces.Discrete(2))
 
 
+@pytest.fixture
+def compiles():
+    """The test compiles its own graphs (none left from other tests) and fails if it compiled none."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    yield
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
+
+
 def _grads(params: list[torch.nn.Parameter], loss: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.autograd.grad(loss, params))
 
@@ -31,7 +40,7 @@ def _actions(space: gym.Space, rows: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("obs_dim,space", [HOPPER, CARTPOLE], ids=["hopper", "cartpole"])
-def test_compiled_ppo_minibatch_loss_equals_eager_with_gradients(obs_dim, space):
+def test_compiled_ppo_minibatch_loss_equals_eager_with_gradients(obs_dim, space, compiles):
     torch.manual_seed(0)
     policy, value = Policy(obs_dim, space, (64, 64)), ValueNet(obs_dim, (64, 64))
     params = [p for p in [*policy.parameters(), *value.parameters()] if p.requires_grad]
@@ -42,7 +51,7 @@ def test_compiled_ppo_minibatch_loss_equals_eager_with_gradients(obs_dim, space)
     adv, ret, old_v = torch.randn(rows), torch.randn(rows), torch.randn(rows)
     cfg = PPOConfig()
     args = (policy, value, obs, actions, old_logp, adv, ret, old_v, cfg)
-    eager, fast = ppo_minibatch_loss(*args), maybe_compiled(ppo_minibatch_loss, True)(*args)
+    eager, fast = ppo_minibatch_loss(*args), maybe_compiled(ppo_minibatch_loss, True, rows)(*args)
     assert float(eager.clipped) > 0
     for a, b in zip(eager, fast, strict=True):
         torch.testing.assert_close(b.float(), a.float(), rtol=1e-5, atol=1e-6)
@@ -51,7 +60,8 @@ def test_compiled_ppo_minibatch_loss_equals_eager_with_gradients(obs_dim, space)
 
 
 @pytest.mark.parametrize("obs_dim,space", [HOPPER, CARTPOLE], ids=["hopper", "cartpole"])
-def test_compiled_props_minibatch_loss_equals_eager_with_gradients_at_full_and_partial_sizes(obs_dim, space):
+def test_compiled_props_minibatch_loss_equals_eager_with_gradients_at_full_and_partial_sizes(obs_dim, space,
+                                                                                           compiles):
     torch.manual_seed(1)
     reference = Policy(obs_dim, space, (64, 64))
     behavior = copy.deepcopy(reference)
@@ -60,8 +70,8 @@ def test_compiled_props_minibatch_loss_equals_eager_with_gradients_at_full_and_p
             p.add_(0.05 * torch.randn_like(p))
     params = [p for p in behavior.parameters() if p.requires_grad]
     cfg = PROPSConfig()
-    fast_loss = maybe_compiled(props_minibatch_loss, True)
-    for rows in (240, 112):  # the authors' fixed size, then a last partial minibatch
+    fast_loss = maybe_compiled(props_minibatch_loss, True, 240)
+    for rows in (240, 112):  # the authors' fixed size (its own graph), then a partial one (the any-size graph)
         obs, actions = torch.randn(rows, obs_dim), _actions(space, rows)
         with torch.no_grad():
             ref_out = reference.net(obs)
@@ -76,7 +86,7 @@ def test_compiled_props_minibatch_loss_equals_eager_with_gradients_at_full_and_p
 
 
 @pytest.mark.parametrize("algo,env_id", [(PPO, "Pendulum-v1"), (PROPS, "CartPole-v1")])
-def test_a_compiled_run_follows_the_eager_run(algo, env_id):
+def test_a_compiled_run_follows_the_eager_run(algo, env_id, compiles):
     settings = dict(seed=4, n_steps=256, n_minibatches=4, n_epochs=2, eval_freq=0, checkpoint_freq=0, se_freq=0)
     if algo is PROPS:
         settings.update(behavior_steps=64, props_epochs=2, props_minibatches=2)
@@ -101,7 +111,7 @@ def test_a_compiler_failure_is_one_config_error_line(monkeypatch):
     def broken(*args, **kwargs):
         raise TorchRuntimeError("inductor could not find a C++ compiler\nlong details")
 
-    monkeypatch.setattr(compiled_module, "_compiled", lambda fn: broken)
+    monkeypatch.setattr(compiled_module, "_compiled", lambda any_rows: broken)
     with pytest.raises(ConfigError, match=r"^compile=True: torch.compile failed \(inductor could not find a C\+\+ "
                                           r"compiler\); train without it$"):
-        maybe_compiled(ppo_minibatch_loss, True)()
+        maybe_compiled(ppo_minibatch_loss, True, 64)()

@@ -208,7 +208,7 @@ class OnPolicyAgent(_AgentAttributes):
         approx_kl = torch.zeros(())
         stats: dict[str, torch.Tensor] = {}
         epochs_run, stop = 0, False
-        minibatch_loss = maybe_compiled(ppo_minibatch_loss, cfg.compile)
+        minibatch_loss = maybe_compiled(ppo_minibatch_loss, cfg.compile, mb_size)
         for _ in range(cfg.n_epochs):
             shuffled = packed[torch.randperm(n, generator=self.torch_rng)]
             epochs_run += 1

@@ -69,7 +69,7 @@ def props_update(
     columns = [obs, actions.reshape(n, -1), ref_logp.view(n, 1), ref_out]
     widths = [c.shape[1] for c in columns]
     packed = torch.cat(columns, dim=1)
-    minibatch_loss = maybe_compiled(props_minibatch_loss, cfg.compile)
+    minibatch_loss = maybe_compiled(props_minibatch_loss, cfg.compile, mb_size)
     for _ in range(cfg.props_epochs):
         shuffled = packed[torch.randperm(n, generator=generator)]
         epochs_run += 1
