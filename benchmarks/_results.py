@@ -1,7 +1,9 @@
-"""Shared by the learning benchmarks: run jobs in a process pool, appending each result as it lands."""
+"""Shared by the learning benchmarks: run jobs in a process pool, appending each result as it lands;
+the command line of the checks that retrain the PROPS RL comparison's seeds another way."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -24,3 +26,20 @@ def run_and_append(
             sink.write(json.dumps(result) + "\n")
             sink.flush()
             print(json.dumps(result), flush=True)
+
+
+def learning_check_main(doc: str, run: Callable[[str, str, list[int]], None],
+                        report: Callable[[str, str], None]) -> None:
+    """``run [--env E] [--algo A] [--seeds S]`` or ``report [--env E] [--algo A]``."""
+    from hybridpg.experiments.spec_file import parse_seeds
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--algo", default="props")
+    parser.add_argument("--seeds", default="0-9")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.env, args.algo, parse_seeds(args.seeds))
+    else:
+        report(args.env, args.algo)

@@ -15,7 +15,6 @@ comparison: the eager runs were trained at another time, under another load.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -26,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from _results import learning_check_main  # benchmarks/_results.py
 
 from hybridpg.algorithms import ALGORITHMS
 from hybridpg.algorithms.base import Agent
 from hybridpg.experiments.runs import run_state
-from hybridpg.experiments.spec_file import parse_seeds
 from hybridpg.experiments.stats import per_env_iqm_with_ci, probability_of_improvement
 
 EAGER = Path("benchmarks/results/props_rl/runs")
@@ -145,18 +144,5 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument("--env", default="Hopper-v5")
-    parser.add_argument("--algo", default="props")
-    parser.add_argument("--seeds", default="0-9")
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args.env, args.algo, parse_seeds(args.seeds))
-    else:
-        report(args.env, args.algo)
-
-
 if __name__ == "__main__":
-    main()
+    learning_check_main(__doc__, run, report)

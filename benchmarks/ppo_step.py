@@ -61,10 +61,20 @@ def use_tanh_mlp(net: Any) -> None:
     net.forward = lambda x: tanh_mlp(x, params)
 
 
+def random_rows(agent: Any, n: int, gen: Any) -> tuple[Any, Any]:
+    """``n`` random observations and actions of the agent's env's shapes."""
+    import gymnasium as gym
+    import torch
+
+    obs = torch.randn(n, agent.obs_dim, generator=gen)
+    if isinstance(agent.action_space, gym.spaces.Box):
+        return obs, torch.randn(n, agent.policy.action_dim, generator=gen)
+    return obs, torch.randint(0, agent.policy.action_dim, (n,), generator=gen).float()
+
+
 def measure_props(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str, Any]:
     import dataclasses
 
-    import gymnasium as gym
     import torch
 
     import hybridpg
@@ -78,11 +88,7 @@ def measure_props(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str
     cfg = dataclasses.replace(sampler.cfg, props_target_kl=1e9)  # every call runs all its steps
     n = cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps
     gen = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, agent.obs_dim, generator=gen)
-    if isinstance(agent.action_space, gym.spaces.Box):
-        actions = torch.randn(n, agent.policy.action_dim, generator=gen)
-    else:
-        actions = torch.randint(0, agent.policy.action_dim, (n,), generator=gen).float()
+    obs, actions = random_rows(agent, n, gen)
 
     def call() -> float:
         sampler.behavior.load_state_dict(agent.policy.state_dict())
@@ -105,7 +111,6 @@ def measure_props(env_id: str, repeats: int, seed: int, kernel: str) -> dict[str
 
 
 def measure(env_id: str, repeats: int, seed: int, kernel: str, update: str = "ppo") -> dict[str, Any]:
-    import gymnasium as gym
     import torch
 
     import hybridpg
@@ -121,11 +126,7 @@ def measure(env_id: str, repeats: int, seed: int, kernel: str, update: str = "pp
         use_tanh_mlp(agent.value.net)
     n = agent.config.n_steps
     gen = torch.Generator().manual_seed(seed)
-    obs = torch.randn(n, agent.obs_dim, generator=gen)
-    if isinstance(agent.action_space, gym.spaces.Box):
-        actions = torch.randn(n, agent.policy.action_dim, generator=gen)
-    else:
-        actions = torch.randint(0, agent.policy.action_dim, (n,), generator=gen).float()
+    obs, actions = random_rows(agent, n, gen)
     with torch.no_grad():
         logp, _ = agent.policy.log_prob(obs, actions)
     values = torch.randn(n, generator=gen)

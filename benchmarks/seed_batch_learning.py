@@ -13,7 +13,6 @@ claim is that the distributions of returns agree.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -21,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from _results import learning_check_main  # benchmarks/_results.py
 
 from hybridpg.algorithms import ALGORITHMS
 from hybridpg.algorithms.seed_batch import SeedBatch
-from hybridpg.experiments.spec_file import parse_seeds
 from hybridpg.experiments.stats import per_env_iqm_with_ci, probability_of_improvement
 
 SINGLE = Path("benchmarks/results/props_rl/runs")
@@ -89,18 +88,5 @@ def report(env: str, algo: str) -> None:
     print(text)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument("--env", default="Hopper-v5")
-    parser.add_argument("--algo", default="props")
-    parser.add_argument("--seeds", default="0-9")
-    args = parser.parse_args()
-    if args.command == "run":
-        run(args.env, args.algo, parse_seeds(args.seeds))
-    else:
-        report(args.env, args.algo)
-
-
 if __name__ == "__main__":
-    main()
+    learning_check_main(__doc__, run, report)

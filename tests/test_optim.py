@@ -15,12 +15,17 @@ def _step_both(x: torch.Tensor, *pairs: tuple[nn.Module, torch.optim.Optimizer])
         opt.step()
 
 
-def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+def _twin_nets(seed: int, outputs: int) -> tuple[nn.Module, nn.Module, LeanAdam, torch.optim.Adam]:
+    """One Tanh MLP with LeanAdam and an identical copy with torch's Adam, at the same settings."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, outputs))
     ref = copy.deepcopy(net)
-    ours = LeanAdam(net.parameters(), lr=3e-3, eps=1e-5)
-    theirs = torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
+    ours, theirs = LeanAdam(net.parameters(), lr=3e-3, eps=1e-5), torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
+    return net, ref, ours, theirs
+
+
+def test_lean_adam_matches_torch_adam_over_many_steps_with_lr_changes():
+    net, ref, ours, theirs = _twin_nets(0, 2)
     for i in range(50):
         x = torch.randn(32, 5)
         _step_both(x, (net, ours), (ref, theirs))
@@ -74,11 +79,7 @@ def test_lean_adam_skips_parameters_without_gradients():
 
 
 def test_flat_lean_adam_steps_whole_buffers_and_matches_torch_adam_through_reloads_and_repointing():
-    torch.manual_seed(1)
-    net = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
-    ref = copy.deepcopy(net)
-    ours = LeanAdam(net.parameters(), lr=3e-3, eps=1e-5)
-    theirs = torch.optim.Adam(ref.parameters(), lr=3e-3, eps=1e-5)
+    net, ref, ours, theirs = _twin_nets(1, 3)
     flat = ours.flat[0]
     assert flat is not None
     params = list(net.parameters())
