@@ -5,7 +5,8 @@ interleaved across methods so that machine noise hits all of them alike; we repo
 ``hybridpg-props-x10`` trains ten PROPS seeds in one process (``SeedBatch``), ``--steps`` each; its
 rate is the aggregate over the ten. ``--compiled`` adds single runs with ``compile=True`` (the
 minibatch losses through torch.compile); their time includes compiling, which torch caches on
-disk, so only a machine's first such run pays the full compile.
+disk, so only a machine's first such run pays the full compile. ``--warmup N`` first trains N steps
+untimed in the same process (SB3 too), which times the steady state of a long run instead.
 
     python benchmarks/throughput.py --repeats 5 --steps 8192
 
@@ -48,7 +49,7 @@ SB3_DEFAULTS = dict(
 CHILD = r"""
 import json, resource, sys, time
 method, steps, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-cfg = json.loads(sys.argv[4])
+cfg, warmup = json.loads(sys.argv[4]), int(sys.argv[5])  # warmup: untimed steps first (not for raw-env)
 import os
 os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"  # compile=True compiles on this one core too
 import torch
@@ -67,33 +68,39 @@ if method == "raw-env":
 elif method == "sb3-ppo":
     from stable_baselines3 import PPO
     model = PPO("MlpPolicy", "%(env)s", seed=seed, device="cpu", verbose=0)
+    if warmup:
+        model.learn(warmup)
     t, c = time.perf_counter(), time.process_time()
-    model.learn(steps)
+    model.learn(steps, reset_num_timesteps=not warmup)
     dt, dc = time.perf_counter() - t, time.process_time() - c
 elif method.endswith("-x10"):  # ten seeds in one process (SeedBatch); the rate is over all ten
     from hybridpg import PPO, PROPS
     from hybridpg.algorithms.seed_batch import SeedBatch
     algo = {"hybridpg-ppo-x10": PPO, "hybridpg-props-x10": PROPS}[method]
     batch = SeedBatch.create(algo, "%(env)s", range(10 * seed, 10 * seed + 10), **cfg)
+    if warmup:
+        batch.learn(warmup, progress=False)
     t, c = time.perf_counter(), time.process_time()
-    batch.learn(steps, progress=False)
+    batch.learn(steps, progress=False, reset=not warmup)
     dt, dc = time.perf_counter() - t, time.process_time() - c
     steps *= 10
 else:
     from hybridpg import PPO, PROPS
     algo = {"hybridpg-ppo": PPO, "hybridpg-props": PROPS}[method.removesuffix("-compiled")]
     agent = algo("%(env)s", seed=seed, **cfg)
+    if warmup:
+        agent.learn(warmup, progress=False)
     t, c = time.perf_counter(), time.process_time()
-    agent.learn(steps, progress=False)
+    agent.learn(steps, progress=False, reset=not warmup)
     dt, dc = time.perf_counter() - t, time.process_time() - c
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"sps": steps / dt, "cpu_sps": steps / dc, "maxrss_mb": rss_mb}))
 """.replace("%(env)s", ENV)
 
 
-def measure(method: str, steps: int, seed: int, cfg: dict[str, object]) -> dict[str, float]:
+def measure(method: str, steps: int, seed: int, cfg: dict[str, object], warmup: int = 0) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, method, str(steps), str(seed), json.dumps(cfg)],
+        [sys.executable, "-c", CHILD, method, str(steps), str(seed), json.dumps(cfg), str(warmup)],
         check=True,
         capture_output=True,
         text=True,
@@ -110,6 +117,9 @@ def main() -> None:
     parser.add_argument("--ppo-x10", action="store_true", help="also time ten PPO seeds in one process")
     parser.add_argument("--compiled", action="store_true", help="also time PPO and PROPS with compile=True")
     parser.add_argument("--no-x10", action="store_true", help="skip the ten-seed rows (single runs only)")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="train this many steps untimed before the timed --steps (steady state: compiling, "
+                             "the buffer filling); raw-env ignores it")
     args = parser.parse_args()
     methods = {
         "raw-env": {},
@@ -130,13 +140,13 @@ def main() -> None:
     for rep in range(args.repeats):
         for method, cfg in methods.items():  # interleaved, so noise hits every method alike
             steps = args.steps * 4 if method == "raw-env" else args.steps
-            results[method].append(measure(method, steps, rep, cfg))
+            results[method].append(measure(method, steps, rep, cfg, 0 if method == "raw-env" else args.warmup))
             print(f"rep {rep} {method:15s} {results[method][-1]['sps']:8.0f} sps", file=sys.stderr)
     med = {m: statistics.median(r["sps"] for r in rs) for m, rs in results.items()}
     cpu = {m: statistics.median(r["cpu_sps"] for r in rs) for m, rs in results.items()}
     rss = {m: statistics.median(r["maxrss_mb"] for r in rs) for m, rs in results.items()}
     print(
-        f"\n{ENV}, 1 env, SB3 PPO default hyperparameters, {args.steps} steps/run, "
+        f"\n{ENV}, 1 env, SB3 PPO default hyperparameters, {args.steps} steps/run after {args.warmup} untimed, "
         f"median of {args.repeats} runs ({time.time() - start:.0f}s total)\n"
     )
     print("| method | wall SPS (median) | min-max | SPS per CPU-second | peak RSS MB | wall vs SB3 | CPU vs SB3 |")
