@@ -11,8 +11,9 @@ per-step bookkeeping; it suits large networks, where one fused pass beats six fo
 Unfused, it also keeps each group's trainable parameters and both moments in one flat buffer
 each (the parameters and the per-parameter state are views into it), so a step is one cat of the
 gradients and seven whole-buffer kernels, not seven kernels per parameter: on CPU torch's foreach
-kernels loop over the tensors one by one. The elementwise arithmetic is the same, so the steps are
-bit-identical either way. Timings: BENCHMARKS.md (SAC; on-policy throughput).
+kernels loop over the tensors one by one. The elementwise formula is the same; only elements that
+a small tensor's own kernel left to its scalar tail can round differently in the vector loop.
+Timings: BENCHMARKS.md (SAC; on-policy throughput).
 """
 
 from __future__ import annotations
