@@ -326,6 +326,16 @@ def test_train_seeds_refuses_off_policy_algorithms_and_seed_with_seeds(tmp_path:
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_a_sweep_refuses_compiled_seed_groups_before_it_starts(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("sweep", "--algos", "sac,ppo", "--envs", "CartPole-v1", "--seeds", "2", "--total-timesteps", "512",
+                "--set", "compile=true", "--seeds-per-process", "2", "--out", str(tmp_path / "sweep")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: hybridpg sweep: ppo on CartPole-v1: compile=True speeds up single runs, and "
+                   "--seeds-per-process trains seeds as one batch; drop one of the two"]
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_sweep_trains_the_seeds_of_a_setting_together(tmp_path: Path) -> None:
     from hybridpg.experiments.sweep import SweepSpec, run_sweep
 
