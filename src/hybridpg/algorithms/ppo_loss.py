@@ -3,13 +3,15 @@ the update of seeds trained side by side (``seed_batch.py``), where a leading di
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from hybridpg.config import OnPolicyConfig
-from hybridpg.networks import Policy, ValueNet
+from hybridpg.networks import Policy
+from hybridpg.stacked import StackedPolicy
 
 
 def ppo_losses(ratio: torch.Tensor, entropy: torch.Tensor, v: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor,
@@ -36,16 +38,18 @@ class MinibatchLoss(NamedTuple):
     clipped: torch.Tensor  # how many ratios lie outside the clip range
 
 
-def ppo_minibatch_loss(policy: Policy, value: ValueNet, obs: torch.Tensor, actions: torch.Tensor,
-                       old_logp: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor, old_v: torch.Tensor,
-                       cfg: OnPolicyConfig) -> MinibatchLoss:
-    """One minibatch of a single run's PPO update: losses on both networks and the early-stop statistics."""
+def ppo_minibatch_loss(policy: Policy | StackedPolicy, value: Callable[[torch.Tensor], torch.Tensor],
+                       obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
+                       ret: torch.Tensor, old_v: torch.Tensor, cfg: OnPolicyConfig) -> MinibatchLoss:
+    """One minibatch of PPO's update: losses on both networks and the early-stop statistics, each
+    reduced over the rows (the last dimension; a leading one, if any, holds seeds). ``value`` maps
+    observations to one value per row."""
     new_logp, entropy = policy.log_prob(obs, actions)
     log_ratio = new_logp - old_logp
     ratio = log_ratio.exp()
     with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()
-        clipped = ((ratio - 1.0).abs() > cfg.clip_coef).sum()
+        approx_kl = ((ratio - 1) - log_ratio).mean(-1)
+        clipped = ((ratio - 1.0).abs() > cfg.clip_coef).sum(-1)
     pg_loss, v_loss, ent = ppo_losses(ratio, entropy, value(obs), adv, ret, old_v, cfg)
     loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
     return MinibatchLoss(loss, pg_loss, v_loss, ent, approx_kl, clipped)

@@ -18,6 +18,7 @@ import torch
 from hybridpg.compiled import maybe_compiled
 from hybridpg.config import PROPSConfig
 from hybridpg.networks import Policy, clip_grad_norm, kl_from
+from hybridpg.stacked import StackedPolicy
 
 
 def props_loss(ratio: torch.Tensor, kl_to_theta: torch.Tensor, cfg: PROPSConfig) -> torch.Tensor:
@@ -26,17 +27,21 @@ def props_loss(ratio: torch.Tensor, kl_to_theta: torch.Tensor, cfg: PROPSConfig)
     return torch.max(ratio, clipped).mean(-1) + cfg.props_lambda * kl_to_theta.mean(-1)
 
 
-def props_minibatch_loss(behavior: Policy, obs: torch.Tensor, actions: torch.Tensor, ref_logp: torch.Tensor,
-                         ref_out: torch.Tensor, ref_log_std: torch.Tensor,
+def props_minibatch_loss(behavior: Policy | StackedPolicy, obs: torch.Tensor, actions: torch.Tensor,
+                         ref_logp: torch.Tensor, ref_out: torch.Tensor, ref_log_std: torch.Tensor,
                          cfg: PROPSConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PROPS's loss on one minibatch, the sample KL(pi_theta || pi_phi) its early stop reads, and the ratios."""
+    """PROPS's loss on one minibatch, the sample KL(pi_theta || pi_phi) its early stop reads, and the ratios.
+
+    Rows are the last dimension of the per-sample tensors; a leading one, if any, holds seeds trained
+    side by side (``StackedPolicy``, log-stds ``[N, A]``)."""
     out = behavior.net(obs)
     logp, _ = behavior.log_prob_from(out, actions)
     log_ratio = logp - ref_logp
     ratio = log_ratio.exp()
     with torch.no_grad():
-        kl = ((ratio - 1) - log_ratio).mean()
-    kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std, ref_out, ref_log_std)
+        kl = ((ratio - 1) - log_ratio).mean(-1)
+    # log-stds gain a row dimension to broadcast against the rows of ``out``
+    kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std.unsqueeze(-2), ref_out, ref_log_std.unsqueeze(-2))
     return props_loss(ratio, kl_to_theta, cfg), kl, ratio
 
 

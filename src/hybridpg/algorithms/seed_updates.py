@@ -1,11 +1,12 @@
 """The PPO update and PROPS's behavior update for N seeds at once (one setting, N seeds side by side).
 
-The same math as ``OnPolicyAgent._ppo_update`` and ``props.props_update``, with a leading seed
-dimension: each seed shuffles with its own generator (drawing exactly what its single run draws),
-its minibatches go through the stacked networks together, and its KL early stop is a mask. A seed
-that stopped draws no more permutations and takes no further step: its loss is masked out of the
-backward pass and ``StackedAdam`` leaves its moments and step count alone. Gradients are clipped
-per seed. Per seed the result equals a single run's update up to float summation order.
+The same math as ``OnPolicyAgent._ppo_update`` and ``props.props_update`` (the same minibatch loss
+functions, ``ppo_minibatch_loss`` and ``props_minibatch_loss``), with a leading seed dimension: each
+seed shuffles with its own generator (drawing exactly what its single run draws), its minibatches
+go through the stacked networks together, and its KL early stop is a mask. A seed that stopped
+draws no more permutations and takes no further step: its loss is masked out of the backward pass
+and ``StackedAdam`` leaves its moments and step count alone. Gradients are clipped per seed. Per
+seed the result equals a single run's update up to float summation order.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from collections.abc import Sequence
 
 import torch
 
-from hybridpg.algorithms.ppo_loss import explained_variance, ppo_losses
-from hybridpg.algorithms.props import props_loss
+from hybridpg.algorithms.ppo_loss import explained_variance, ppo_minibatch_loss
+from hybridpg.algorithms.props import props_minibatch_loss
 from hybridpg.config import OnPolicyConfig, PROPSConfig
-from hybridpg.networks import kl_from
 from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy, clip_grad_norm_per_seed
 
 
@@ -51,33 +51,32 @@ def ppo_update_seeds(
     approx_kl = torch.zeros(seeds)
     stats = torch.zeros(3, seeds)  # policy loss, value loss, entropy of each seed's last step
     stepped = torch.zeros(seeds, dtype=torch.bool)
+
+    def values_of(obs: torch.Tensor) -> torch.Tensor:
+        return value(obs).squeeze(-1)
+
     for _ in range(cfg.n_epochs):
         shuffled = _shuffle(packed, active, generators)
         epochs_run += active
         for start in range(0, n - mb_size + 1, mb_size):
             obs, actions, old_logp, adv, ret, old_v = shuffled[:, start : start + mb_size].split(widths, dim=2)
-            new_logp, entropy = policy.log_prob(obs, actions.reshape(seeds, mb_size, *act_shape))
-            log_ratio = new_logp - old_logp.squeeze(-1)
-            ratio = log_ratio.exp()
+            mb = ppo_minibatch_loss(policy, values_of, obs, actions.reshape(seeds, mb_size, *act_shape),
+                                    old_logp.squeeze(-1), adv.squeeze(-1), ret.squeeze(-1), old_v.squeeze(-1), cfg)
             with torch.no_grad():
-                kl = ((ratio - 1) - log_ratio).mean(-1)
-                approx_kl = torch.where(active, kl, approx_kl)
-                clip_count += torch.where(active, ((ratio - 1.0).abs() > cfg.clip_coef).sum(-1), 0)
+                approx_kl = torch.where(active, mb.approx_kl, approx_kl)
+                clip_count += torch.where(active, mb.clipped, 0)
                 clip_total += active * mb_size
                 if cfg.target_kl is not None:  # checked before the step; it ends all of that seed's epochs
-                    over = active & (kl.double() > cfg.target_kl)
+                    over = active & (mb.approx_kl.double() > cfg.target_kl)
                     stopped, active = stopped | over, active & ~over
             if not bool(active.any()):
                 break
-            v = value(obs).squeeze(-1)
-            pg_loss, v_loss, ent = ppo_losses(ratio, entropy, v, adv.squeeze(-1), ret.squeeze(-1),
-                                              old_v.squeeze(-1), cfg)
-            loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
             adam.zero_grad()
-            torch.where(active, loss, 0.0).sum().backward()  # seeds are independent: the sum's gradient is each one's
+            # seeds are independent: the sum's gradient is each one's
+            torch.where(active, mb.loss, 0.0).sum().backward()
             clip_grad_norm_per_seed(adam.params, cfg.max_grad_norm)
             adam.step(active)
-            stats = torch.where(active, torch.stack([pg_loss, v_loss, ent]).detach(), stats)
+            stats = torch.where(active, torch.stack([mb.policy_loss, mb.value_loss, mb.entropy]).detach(), stats)
             stepped |= active
         if not bool(active.any()):
             break
@@ -117,7 +116,7 @@ def props_update_seeds(
     with torch.no_grad():  # theta's side is fixed for the whole update: compute it once
         ref_out = reference.net(obs)
         ref_logp, _ = reference.log_prob_from(ref_out, actions)
-        ref_log_std = reference.log_std.detach().unsqueeze(1)
+        ref_log_std = reference.log_std.detach()
     mb_size = max((cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps) // cfg.props_minibatches, 1)
     columns = [obs, actions.reshape(seeds, n, -1), ref_logp.unsqueeze(-1), ref_out]
     widths = [c.shape[2] for c in columns]
@@ -131,12 +130,9 @@ def props_update_seeds(
         epochs_run += active
         for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
             mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[:, start : start + mb_size].split(widths, dim=2)
-            out = behavior.net(mb_obs)
-            logp, _ = behavior.log_prob_from(out, mb_act.reshape(seeds, mb_obs.shape[1], *act_shape))
-            log_ratio = logp - mb_ref_logp.squeeze(-1)
-            ratio = log_ratio.exp()
+            loss, kl, ratio = props_minibatch_loss(behavior, mb_obs, mb_act.reshape(seeds, mb_obs.shape[1], *act_shape),
+                                                   mb_ref_logp.squeeze(-1), mb_ref_out, ref_log_std, cfg)
             with torch.no_grad():
-                kl = ((ratio - 1) - log_ratio).mean(-1)  # sample estimate of KL(pi_theta || pi_phi)
                 kl_seen = torch.where(active, kl, kl_seen)
                 over = active & (kl.double() > cfg.props_target_kl)
                 if bool(over.any()):  # the clip fraction of each seed's last minibatch: here, where it stops
@@ -144,9 +140,6 @@ def props_update_seeds(
                 stopped, active = stopped | over, active & ~over
             if not bool(active.any()):
                 break
-            log_std = behavior.log_std.unsqueeze(1)
-            kl_to_theta = kl_from(behavior.discrete, out, log_std, mb_ref_out, ref_log_std)
-            loss = props_loss(ratio, kl_to_theta, cfg)
             adam.zero_grad()
             torch.where(active, loss, 0.0).sum().backward()
             clip_grad_norm_per_seed(adam.params, 0.5)
