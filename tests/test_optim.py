@@ -123,3 +123,23 @@ def test_flat_lean_adam_leaves_frozen_parameters_out_of_the_buffer():
     opt.step()
     assert torch.equal(frozen, torch.ones(3)) and bool((a < 1).all()) and bool((b > 1).all())
     assert bool((flat.param[:4] < 1).all())
+
+
+def test_loading_a_state_dict_leaves_it_as_it_was_through_later_steps():
+    """Torch's loader keeps the given step tensors; LeanAdam counts steps in place, so it must copy
+    them, or a state dict loaded twice (a restart from the same snapshot) would count on from wherever
+    the first load's run left it, with per-parameter counts that no longer agree."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = LeanAdam(net.parameters(), lr=1e-3)
+    net(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    snapshot = copy.deepcopy(opt.state_dict())
+    opt.load_state_dict(snapshot)
+    for _ in range(3):
+        net(torch.randn(5, 4)).sum().backward()
+        opt.step()
+    assert [float(s["step"]) for s in snapshot["state"].values()] == [1.0] * 4
+    opt.load_state_dict(snapshot)
+    assert opt.flat_state() is not None  # the reloaded counts agree, so the step is shared again
+    assert float(opt.state[next(net.parameters())]["step"]) == 1.0

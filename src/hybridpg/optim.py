@@ -51,20 +51,8 @@ class LeanAdam(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            states = [self.state[p] for p in params]
             flat = self.flat[index]
-            if not all(states):  # same keys and dtypes as torch.optim.Adam
-                # parameters that start together share one step tensor, so that counting a step is
-                # one op, not one per parameter (state_dict() hands out a copy per parameter)
-                step = torch.zeros((), dtype=torch.float32)
-                for p, state in zip(params, states, strict=True):
-                    if not state:
-                        state["step"] = step
-                        moments = flat.moments_of(p) if flat is not None else None
-                        state["exp_avg"], state["exp_avg_sq"] = moments or (
-                            torch.zeros_like(p, memory_format=torch.preserve_format),
-                            torch.zeros_like(p, memory_format=torch.preserve_format),
-                        )
+            states = self._states(params, flat)
             grads = [p.grad for p in params]
             exp_avg = [s["exp_avg"] for s in states]
             exp_avg_sq = [s["exp_avg_sq"] for s in states]
@@ -81,6 +69,37 @@ class LeanAdam(torch.optim.Optimizer):
                 grads = [torch.cat([g.reshape(-1) for g in grads])]  # type: ignore[union-attr]
             adam_step(params, grads, exp_avg, exp_avg_sq, float(steps[0]), group["lr"], (beta1, beta2), group["eps"])
 
+    def _states(self, params: list[torch.Tensor], flat: FlatGroup | None) -> list[dict[str, Any]]:
+        """The state of each of ``params``, created where missing (same keys and dtypes as torch.optim.Adam)."""
+        states = [self.state[p] for p in params]
+        if not all(states):
+            # parameters that start together share one step tensor, so that counting a step is
+            # one op, not one per parameter (state_dict() hands out a copy per parameter)
+            step = torch.zeros((), dtype=torch.float32)
+            for p, state in zip(params, states, strict=True):
+                if not state:
+                    state["step"] = step
+                    moments = flat.moments_of(p) if flat is not None else None
+                    state["exp_avg"], state["exp_avg_sq"] = moments or (
+                        torch.zeros_like(p, memory_format=torch.preserve_format),
+                        torch.zeros_like(p, memory_format=torch.preserve_format),
+                    )
+        return states
+
+    def flat_state(self) -> tuple[FlatGroup, torch.Tensor] | None:
+        """The one parameter group's flat buffers and its shared step count, for a step that works on
+        the buffers directly (``gradient_step``); None where the state does not live there (several
+        groups, ``fused``, a re-pointed parameter or moment, per-parameter step counts)."""
+        if len(self.param_groups) != 1 or self.flat[0] is None:
+            return None
+        flat = self.flat[0]
+        states = self._states(flat.params, flat)
+        step = states[0]["step"]
+        moments = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        if any(s["step"] is not step for s in states) or not flat.holds(flat.params, *moments):
+            return None
+        return flat, step
+
     def state_dict(self) -> dict[str, Any]:
         # one step tensor per parameter, as torch.optim.Adam keeps them: torch's Adam increments
         # each in place, so a shared one loaded there would count a step once per parameter
@@ -92,9 +111,10 @@ class LeanAdam(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         for group, flat in zip(self.param_groups, self.flat, strict=True):
             states = [self.state[p] for p in group["params"] if self.state.get(p)]
-            if states and len({float(s["step"]) for s in states}) == 1:  # share the step again
-                for s in states:
-                    s["step"] = states[0]["step"]
+            # torch's loader keeps the caller's step tensors, which a step would count up in place
+            shared = states[0]["step"].clone() if states and len({float(s["step"]) for s in states}) == 1 else None
+            for s in states:  # one shared step again where all agree
+                s["step"] = shared if shared is not None else s["step"].clone()
             if flat is not None:  # the loaded moments move into the flat buffers
                 for p in group["params"]:
                     state, moments = self.state.get(p), flat.moments_of(p)
