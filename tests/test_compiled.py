@@ -1,5 +1,6 @@
-"""``compile=True``: the compiled minibatch losses equal the eager ones at the real shapes, a compiled
-run follows the eager run and repeats itself exactly, and a compiler failure is one ConfigError line."""
+"""``compile=True``: a compiled minibatch step (loss, gradient, clip, Adam in one graph) equals the
+eager step at the real shapes, a compiled run follows the eager run and repeats itself exactly, and a
+compiler failure is one ConfigError line."""
 
 import copy
 
@@ -11,10 +12,10 @@ import hybridpg.compiled as compiled_module
 from hybridpg import PPO, PROPS
 from hybridpg.algorithms.ppo_loss import ppo_minibatch_loss
 from hybridpg.algorithms.props import props_minibatch_loss
-from hybridpg.compiled import maybe_compiled
 from hybridpg.config import PPOConfig, PROPSConfig
 from hybridpg.errors import ConfigError
-from hybridpg.networks import Policy, ValueNet
+from hybridpg.gradient_step import GradientStep
+from hybridpg.networks import Policy, ValueNet, make_adam
 
 HOPPER = (11, gym.spaces.Box(-1.0, 1.0, (3,)))
 CARTPOLE = (4, gym.spaces.Discrete(2))
@@ -29,60 +30,110 @@ def compiles():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
 
 
-def _grads(params: list[torch.nn.Parameter], loss: torch.Tensor) -> list[torch.Tensor]:
-    return list(torch.autograd.grad(loss, params))
-
-
 def _actions(space: gym.Space, rows: int) -> torch.Tensor:
     if isinstance(space, gym.spaces.Discrete):
         return torch.randint(0, int(space.n), (rows,)).float()
     return torch.randn(rows, space.shape[0])
 
 
-@pytest.mark.parametrize("obs_dim,space", [HOPPER, CARTPOLE], ids=["hopper", "cartpole"])
-def test_compiled_ppo_minibatch_loss_equals_eager_with_gradients(obs_dim, space, compiles):
-    torch.manual_seed(0)
-    policy, value = Policy(obs_dim, space, (64, 64)), ValueNet(obs_dim, (64, 64))
-    params = [p for p in [*policy.parameters(), *value.parameters()] if p.requires_grad]
-    rows = 64  # SB3's PPO minibatch
+def _twin_steps(loss_fn, modules, lr, max_norm, stop_on):
+    """An eager and a compiled ``GradientStep`` on copies of the same modules, each with its own LeanAdam."""
+    steps = []
+    for compile_flag in (False, True):
+        copies = copy.deepcopy(modules)
+        adam = make_adam([p for m in copies for p in m.parameters()], lr)
+        steps.append(GradientStep(loss_fn, copies, adam, max_norm, compile=compile_flag, stop_on=stop_on))
+    return steps
+
+
+def _assert_same_state(eager: GradientStep, fast: GradientStep) -> None:
+    for a, b in zip(eager.params, fast.params, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager.params, fast.params, strict=True):
+        sa, sb = eager.optimizer.state[a], fast.optimizer.state[b]
+        assert float(sa["step"]) == float(sb["step"])
+        torch.testing.assert_close(sb["exp_avg"], sa["exp_avg"], rtol=1e-4, atol=1e-9)
+        torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=1e-4, atol=1e-12)
+
+
+def _ppo_batch(policy: Policy, obs_dim: int, space: gym.Space, rows: int) -> tuple:
     obs, actions = torch.randn(rows, obs_dim), _actions(space, rows)
     with torch.no_grad():  # old log-probs a little off, so that some ratios clip
         old_logp = policy.log_prob(obs, actions)[0] + 0.3 * torch.randn(rows)
-    adv, ret, old_v = torch.randn(rows), torch.randn(rows), torch.randn(rows)
-    cfg = PPOConfig()
-    args = (policy, value, obs, actions, old_logp, adv, ret, old_v, cfg)
-    eager, fast = ppo_minibatch_loss(*args), maybe_compiled(ppo_minibatch_loss, True, rows)(*args)
-    assert float(eager.clipped) > 0
-    for a, b in zip(eager, fast, strict=True):
-        torch.testing.assert_close(b.float(), a.float(), rtol=1e-5, atol=1e-6)
-    for a, b in zip(_grads(params, eager.loss), _grads(params, fast.loss), strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    return obs, actions, old_logp, torch.randn(rows), torch.randn(rows), torch.randn(rows), PPOConfig()
 
 
 @pytest.mark.parametrize("obs_dim,space", [HOPPER, CARTPOLE], ids=["hopper", "cartpole"])
-def test_compiled_props_minibatch_loss_equals_eager_with_gradients_at_full_and_partial_sizes(obs_dim, space,
-                                                                                           compiles):
+def test_a_compiled_ppo_step_equals_the_eager_step(obs_dim, space, compiles):
+    """Forward, gradient, clip and Adam in one graph: the networks, both moments and the step count
+    after each of several steps equal plain autograd's with LeanAdam, at SB3's 64-row minibatch."""
+    torch.manual_seed(0)
+    policy, value = Policy(obs_dim, space, (64, 64)), ValueNet(obs_dim, (64, 64))
+    eager, fast = _twin_steps(ppo_minibatch_loss, (policy, value), 3e-4, 0.5, "approx_kl")
+    for _ in range(3):
+        batch = _ppo_batch(eager.modules[0], obs_dim, space, 64)
+        (out_e, taken_e), (out_f, taken_f) = eager(*batch, rows=64, stop_above=0.5), fast(*batch, rows=64,
+                                                                                          stop_above=0.5)
+        assert taken_e and taken_f
+        assert float(out_e.clipped) > 0
+        for a, b in zip(out_e, out_f, strict=True):
+            torch.testing.assert_close(b.detach().float(), a.detach().float(), rtol=1e-5, atol=1e-6)
+        _assert_same_state(eager, fast)
+    assert float(eager.optimizer.state[eager.params[1]]["step"]) == 3
+
+
+@pytest.mark.parametrize("obs_dim,space", [HOPPER, CARTPOLE], ids=["hopper", "cartpole"])
+def test_a_compiled_props_step_equals_the_eager_step_at_full_and_partial_sizes(obs_dim, space, compiles):
     torch.manual_seed(1)
     reference = Policy(obs_dim, space, (64, 64))
     behavior = copy.deepcopy(reference)
     with torch.no_grad():  # phi a step away from theta, so the ratio and the KL term are not trivial
         for p in behavior.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    params = [p for p in behavior.parameters() if p.requires_grad]
+    eager, fast = _twin_steps(props_minibatch_loss, (behavior,), 1e-3, 0.5, "kl")
     cfg = PROPSConfig()
-    fast_loss = maybe_compiled(props_minibatch_loss, True, 240)
-    for rows in (240, 112):  # the authors' fixed size (its own graph), then a partial one (the any-size graph)
+    for rows in (240, 112, 240):  # the authors' fixed size (its own graph), then a partial one (the any-size graph)
         obs, actions = torch.randn(rows, obs_dim), _actions(space, rows)
         with torch.no_grad():
             ref_out = reference.net(obs)
             ref_logp, _ = reference.log_prob_from(ref_out, actions)
-        args = (behavior, obs, actions, ref_logp, ref_out, reference.log_std.detach(), cfg)
-        eager, fast = props_minibatch_loss(*args), fast_loss(*args)
-        assert float(eager[1]) > 0
-        for a, b in zip(eager, fast, strict=True):
-            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
-        for a, b in zip(_grads(params, eager[0]), _grads(params, fast[0]), strict=True):
-            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        batch = (obs, actions, ref_logp, ref_out, reference.log_std.detach(), cfg)
+        (out_e, _), (out_f, _) = eager(*batch, rows=240, stop_above=1.0), fast(*batch, rows=240, stop_above=1.0)
+        assert float(out_e.kl) > 0
+        for a, b in zip(out_e, out_f, strict=True):
+            torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-5, atol=1e-6)
+        _assert_same_state(eager, fast)
+
+
+def test_a_step_past_the_early_stop_moves_nothing_eager_or_compiled(compiles):
+    torch.manual_seed(2)
+    policy, value = Policy(*HOPPER, (64, 64)), ValueNet(HOPPER[0], (64, 64))
+    for step in _twin_steps(ppo_minibatch_loss, (policy, value), 3e-4, 0.5, "approx_kl"):
+        batch = _ppo_batch(step.modules[0], *HOPPER, 64)
+        step(*batch, rows=64, stop_above=None)  # one step taken, so the moments are not zero
+        before = [t.clone() for p in step.params for t in (p, *step.optimizer.state[p].values())]
+        out, taken = step(*_ppo_batch(step.modules[0], *HOPPER, 64), rows=64, stop_above=0.0)
+        assert float(out.approx_kl) > 0 and not taken
+        after = [t for p in step.params for t in (p, *step.optimizer.state[p].values())]
+        for a, b in zip(before, after, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_a_compiled_step_whose_optimizer_left_its_flat_buffers_runs_eagerly():
+    torch.manual_seed(3)
+    policy, value = Policy(*HOPPER, (64, 64)), ValueNet(HOPPER[0], (64, 64))
+    eager, fast = _twin_steps(ppo_minibatch_loss, (policy, value), 3e-4, 0.5, "approx_kl")
+    for step in (eager, fast):  # a parameter re-pointed away from the flat buffer
+        step.modules[0].log_std.data = step.modules[0].log_std.data.clone()
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    assert fast.optimizer.flat_state() is None
+    batch = _ppo_batch(eager.modules[0], *HOPPER, 64)
+    eager(*batch, rows=64, stop_above=None)
+    fast(*batch, rows=64, stop_above=None)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 0
+    for a, b in zip(eager.params, fast.params, strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("algo,env_id", [(PPO, "Pendulum-v1"), (PROPS, "CartPole-v1")])
@@ -112,6 +163,9 @@ def test_a_compiler_failure_is_one_config_error_line(monkeypatch):
         raise TorchRuntimeError("inductor could not find a C++ compiler\nlong details")
 
     monkeypatch.setattr(compiled_module, "_compiled", lambda any_rows: broken)
+    policy, value = Policy(*HOPPER, (64, 64)), ValueNet(HOPPER[0], (64, 64))
+    step = GradientStep(ppo_minibatch_loss, (policy, value), make_adam([*policy.parameters(), *value.parameters()],
+                                                                       3e-4), 0.5, compile=True)
     with pytest.raises(ConfigError, match=r"^compile=True: torch.compile failed \(inductor could not find a C\+\+ "
                                           r"compiler\); train without it$"):
-        maybe_compiled(ppo_minibatch_loss, True, 64)()
+        step(*_ppo_batch(policy, *HOPPER, 64), rows=64, stop_above=None)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hybridpg.errors import EnvError
+from hybridpg.optim import LeanAdam
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -163,10 +164,8 @@ def flat_obs_dim(space: gym.Space) -> int:
     return int(np.prod(space.shape)) if space.shape else 1
 
 
-def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-5) -> torch.optim.Optimizer:
+def make_adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-5) -> LeanAdam:
     """Adam for the small on-policy networks: ``LeanAdam`` (same update, far less per-step overhead)."""
-    from hybridpg.optim import LeanAdam
-
     return LeanAdam(params, lr=lr, eps=eps)
 
 

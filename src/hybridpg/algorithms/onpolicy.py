@@ -22,13 +22,13 @@ from hybridpg.algorithms.bc import BehaviorCloner, load_offline
 from hybridpg.algorithms.behavior import SAMPLERS
 from hybridpg.algorithms.checks import scheduled_lr
 from hybridpg.algorithms.ppo_loss import explained_variance, ppo_minibatch_loss
-from hybridpg.compiled import maybe_compiled
 from hybridpg.config import OnPolicyConfig, PPOBufferConfig, PPOConfig, PROPSConfig, ROSConfig
 from hybridpg.data.normalizers import RewardScaler
 from hybridpg.data.rollout import HistoryBuffer, compute_gae
 from hybridpg.diagnostics.sampling_error import sampling_error_metric
 from hybridpg.errors import HybridPGError
-from hybridpg.networks import Policy, ValueNet, clip_grad_norm, draw_noise, make_adam
+from hybridpg.gradient_step import GradientStep
+from hybridpg.networks import Policy, ValueNet, draw_noise, make_adam
 
 if TYPE_CHECKING:  # the loop uses Agent's attributes; at run time it is mixed in beside Agent (one level)
     _AgentAttributes = Agent
@@ -208,25 +208,22 @@ class OnPolicyAgent(_AgentAttributes):
         approx_kl = torch.zeros(())
         stats: dict[str, torch.Tensor] = {}
         epochs_run, stop = 0, False
-        minibatch_loss = maybe_compiled(ppo_minibatch_loss, cfg.compile, mb_size)
+        step = GradientStep(ppo_minibatch_loss, (self.policy, self.value), self.optimizer, cfg.max_grad_norm,
+                            compile=cfg.compile)
         for _ in range(cfg.n_epochs):
             shuffled = packed[torch.randperm(n, generator=self.torch_rng)]
             epochs_run += 1
             for start in range(0, n - mb_size + 1, mb_size):
                 obs, actions, old_logp, adv, ret, old_v = shuffled[start : start + mb_size].split(widths, dim=1)
                 actions = actions.reshape(mb_size, *data["actions"].shape[1:])
-                mb = minibatch_loss(self.policy, self.value, obs, actions, old_logp.squeeze(1), adv.squeeze(1),
-                                    ret.squeeze(1), old_v.squeeze(1), cfg)
+                mb, taken = step(obs, actions, old_logp.squeeze(1), adv.squeeze(1), ret.squeeze(1),
+                                 old_v.squeeze(1), cfg, rows=mb_size, stop_above=cfg.target_kl)
                 approx_kl = mb.approx_kl
                 clip_count += mb.clipped
                 clip_total += mb_size
-                if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
+                if not taken:
                     stop = True  # checked before the step, and it ends all epochs
                     break
-                self.optimizer.zero_grad(set_to_none=True)
-                mb.loss.backward()
-                clip_grad_norm(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
                 stats = {"pg": mb.policy_loss, "v": mb.value_loss, "ent": mb.entropy}
             if stop:
                 break

@@ -13,11 +13,14 @@ with Adam).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-from hybridpg.compiled import maybe_compiled
 from hybridpg.config import PROPSConfig
-from hybridpg.networks import Policy, clip_grad_norm, kl_from
+from hybridpg.gradient_step import GradientStep
+from hybridpg.networks import Policy, kl_from
+from hybridpg.optim import LeanAdam
 from hybridpg.stacked import StackedPolicy
 
 
@@ -27,9 +30,15 @@ def props_loss(ratio: torch.Tensor, kl_to_theta: torch.Tensor, cfg: PROPSConfig)
     return torch.max(ratio, clipped).mean(-1) + cfg.props_lambda * kl_to_theta.mean(-1)
 
 
+class PROPSMinibatchLoss(NamedTuple):
+    loss: torch.Tensor  # what the step minimizes
+    kl: torch.Tensor  # (r - 1) - log r, averaged: the sample KL(pi_theta || pi_phi) the early stop reads
+    ratio: torch.Tensor  # r per row
+
+
 def props_minibatch_loss(behavior: Policy | StackedPolicy, obs: torch.Tensor, actions: torch.Tensor,
                          ref_logp: torch.Tensor, ref_out: torch.Tensor, ref_log_std: torch.Tensor,
-                         cfg: PROPSConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                         cfg: PROPSConfig) -> PROPSMinibatchLoss:
     """PROPS's loss on one minibatch, the sample KL(pi_theta || pi_phi) its early stop reads, and the ratios.
 
     Rows are the last dimension of the per-sample tensors; a leading one, if any, holds seeds trained
@@ -42,13 +51,13 @@ def props_minibatch_loss(behavior: Policy | StackedPolicy, obs: torch.Tensor, ac
         kl = ((ratio - 1) - log_ratio).mean(-1)
     # log-stds gain a row dimension to broadcast against the rows of ``out``
     kl_to_theta = kl_from(behavior.discrete, out, behavior.log_std.unsqueeze(-2), ref_out, ref_log_std.unsqueeze(-2))
-    return props_loss(ratio, kl_to_theta, cfg), kl, ratio
+    return PROPSMinibatchLoss(props_loss(ratio, kl_to_theta, cfg), kl, ratio)
 
 
 def props_update(
     behavior: Policy,
     reference: Policy,
-    optimizer: torch.optim.Optimizer,
+    optimizer: LeanAdam,
     obs: torch.Tensor,
     actions: torch.Tensor,
     cfg: PROPSConfig,
@@ -64,7 +73,7 @@ def props_update(
         ref_log_std = reference.log_std.detach()
     # the authors' fixed size (b*n - m) / minibatches: an early, smaller buffer takes fewer steps
     mb_size = max((cfg.buffer_batches * cfg.n_steps - cfg.behavior_steps) // cfg.props_minibatches, 1)
-    behavior_params = [p for p in behavior.parameters() if p.requires_grad]
+    step = GradientStep(props_minibatch_loss, (behavior,), optimizer, 0.5, compile=cfg.compile, stop_on="kl")
     epochs_run, steps, stopped = 0, 0, False
     kl = torch.zeros(())
     ratio = torch.ones(1)
@@ -74,21 +83,17 @@ def props_update(
     columns = [obs, actions.reshape(n, -1), ref_logp.view(n, 1), ref_out]
     widths = [c.shape[1] for c in columns]
     packed = torch.cat(columns, dim=1)
-    minibatch_loss = maybe_compiled(props_minibatch_loss, cfg.compile, mb_size)
     for _ in range(cfg.props_epochs):
         shuffled = packed[torch.randperm(n, generator=generator)]
         epochs_run += 1
         for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
             mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[start : start + mb_size].split(widths, dim=1)
-            loss, kl, ratio = minibatch_loss(behavior, mb_obs, mb_act.reshape(mb_obs.shape[0], *act_shape),
-                                             mb_ref_logp.squeeze(1), mb_ref_out, ref_log_std, cfg)
-            if kl.item() > cfg.props_target_kl:
+            (loss, kl, ratio), taken = step(mb_obs, mb_act.reshape(mb_obs.shape[0], *act_shape),
+                                            mb_ref_logp.squeeze(1), mb_ref_out, ref_log_std, cfg,
+                                            rows=mb_size, stop_above=cfg.props_target_kl)
+            if not taken:  # the sample KL(theta || phi) passed delta: the whole update stops
                 stopped = True
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_grad_norm(behavior_params, 0.5)
-            optimizer.step()
             steps += 1
         if stopped:
             break
