@@ -46,8 +46,8 @@ class GradientStep:
 
     Returns the loss function's output and whether the step was taken: it is skipped (nothing
     moves, not even Adam's step count) when ``stop_above`` is a number and the output's ``stop_on``
-    field exceeds it. ``rows`` is the update's usual minibatch size (compiled, other sizes run
-    through a graph with a symbolic number of rows).
+    field exceeds it. ``rows`` is the update's usual minibatch size: compiled, only that size runs
+    through the graph, others (a last, partial minibatch) run eagerly.
     """
 
     def __init__(self, loss_fn: Callable[..., Any], modules: Sequence[nn.Module], optimizer: LeanAdam,
@@ -58,8 +58,9 @@ class GradientStep:
         self.bound = _Bound(loss_fn, self.modules)
 
     def __call__(self, *batch: Any, rows: int, stop_above: float | None) -> tuple[Any, bool]:
-        flat = self.optimizer.flat_state() if self.compile else None
-        if flat is None:  # eager, or an optimizer whose state no longer lives in its flat buffers
+        usual = isinstance(batch[0], torch.Tensor) and batch[0].shape[0] == rows
+        flat = self.optimizer.flat_state() if self.compile and usual else None
+        if flat is None:  # eager; or another size, or an optimizer whose state left its flat buffers
             return self.eager(batch, stop_above)
         buffers, step_count = flat
         group = self.optimizer.param_groups[0]
@@ -72,7 +73,7 @@ class GradientStep:
         settings = (names, shapes, self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
-            out = compiled_call(_adam_step_graph, (self.bound, settings, *state), batch, rows)
+            out = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
         taken = stop_above is None or not float(getattr(out, self.stop_on)) > stop_above
         if taken:
             step_count.add_(1.0)
