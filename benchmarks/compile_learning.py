@@ -1,10 +1,10 @@
-"""Learning with ``compile=True`` (torch.compile'd minibatch losses) against the eager default.
+"""Learning with ``compile=True`` (each minibatch step one torch.compile graph) against the eager default.
 
 The eager runs are the PROPS RL comparison's (benchmarks/results/props_rl/runs, the authors'
 settings, 200k steps on Hopper-v5); ``run`` trains the same seeds from the same config.yaml with
 ``compile=True`` set, one ordinary single run per seed, one after another in this process on one
 thread, and ``report`` compares the final evaluation returns seed by seed and as IQMs with 95%
-bootstrap CIs, plus P(compiled > eager). The compiled losses equal the eager ones up to float
+bootstrap CIs, plus P(compiled > eager). A compiled step equals the eager one up to float
 summation order, so single evaluations drift apart as chaotic training amplifies rounding; the
 claim is that the distributions of returns agree. Wall times are recorded but are no speed
 comparison: the eager runs were trained at another time, under another load.

@@ -3,10 +3,11 @@
 Each measurement runs in its own fresh subprocess (so peak RSS is per method), repeated and
 interleaved across methods so that machine noise hits all of them alike; we report medians.
 ``hybridpg-props-x10`` trains ten PROPS seeds in one process (``SeedBatch``), ``--steps`` each; its
-rate is the aggregate over the ten. ``--compiled`` adds single runs with ``compile=True`` (the
-minibatch losses through torch.compile); their time includes compiling, which torch caches on
-disk, so only a machine's first such run pays the full compile. ``--warmup N`` first trains N steps
-untimed in the same process (SB3 too), which times the steady state of a long run instead.
+rate is the aggregate over the ten. ``--compiled`` adds runs with ``compile=True`` (each minibatch
+step one torch.compile graph; ten PROPS seeds too, unless ``--no-x10``); their time includes
+compiling, which torch caches on disk, so only a machine's first such run pays the full compile.
+``--warmup N`` first trains N steps untimed in the same process (SB3 too), which times the steady
+state of a long run instead.
 
     python benchmarks/throughput.py --repeats 5 --steps 8192
 
@@ -73,10 +74,10 @@ elif method == "sb3-ppo":
     t, c = time.perf_counter(), time.process_time()
     model.learn(steps, reset_num_timesteps=not warmup)
     dt, dc = time.perf_counter() - t, time.process_time() - c
-elif method.endswith("-x10"):  # ten seeds in one process (SeedBatch); the rate is over all ten
+elif "-x10" in method:  # ten seeds in one process (SeedBatch); the rate is over all ten
     from hybridpg import PPO, PROPS
     from hybridpg.algorithms.seed_batch import SeedBatch
-    algo = {"hybridpg-ppo-x10": PPO, "hybridpg-props-x10": PROPS}[method]
+    algo = {"hybridpg-ppo-x10": PPO, "hybridpg-props-x10": PROPS}[method.removesuffix("-compiled")]
     batch = SeedBatch.create(algo, "%(env)s", range(10 * seed, 10 * seed + 10), **cfg)
     if warmup:
         batch.learn(warmup, progress=False)
@@ -135,6 +136,8 @@ def main() -> None:
     if args.compiled:
         methods["hybridpg-ppo-compiled"] = {**methods["hybridpg-ppo"], "compile": True}
         methods["hybridpg-props-compiled"] = {**methods["hybridpg-props"], "compile": True}
+        if "hybridpg-props-x10" in methods:
+            methods["hybridpg-props-x10-compiled"] = {**methods["hybridpg-props-x10"], "compile": True}
     results: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     start = time.time()
     for rep in range(args.repeats):
@@ -173,8 +176,18 @@ def main() -> None:
         if args.compiled:
             print(
                 f"{label}, compile=True: PPO/SB3 = {table['hybridpg-ppo-compiled'] / table['sb3-ppo']:.2f}, "
-                f"PROPS/SB3 = {table['hybridpg-props-compiled'] / table['sb3-ppo']:.2f}"
+                f"PROPS/SB3 = {table['hybridpg-props-compiled'] / table['sb3-ppo']:.2f}, "
+                f"PPO/raw env = {table['hybridpg-ppo-compiled'] / table['raw-env']:.2f}"
+                + (f", 10 PROPS seeds/raw env = {table['hybridpg-props-x10-compiled'] / table['raw-env']:.2f}"
+                   if "hybridpg-props-x10-compiled" in table else "")
             )
+    # each repeat's ratios, within the repeat (the machine's speed drifts between repeats)
+    for rep in range(args.repeats):
+        ours = [m for m in methods if m.startswith("hybridpg")]
+        ratios = {m: results[m][rep]["sps"] / results["sb3-ppo"][rep]["sps"] for m in ours}
+        raw = {m: results[m][rep]["sps"] / results["raw-env"][rep]["sps"] for m in ours}
+        print(f"repeat {rep}: vs SB3 " + ", ".join(f"{m} {r:.2f}" for m, r in ratios.items())
+              + "; vs raw env " + ", ".join(f"{m} {r:.2f}" for m, r in raw.items()))
     print("peak RSS MB: " + ", ".join(f"{m} {v:.0f}" for m, v in rss.items()))
     if args.json:
         with open(args.json, "w") as f:

@@ -52,7 +52,7 @@ def _assert_same_state(eager: GradientStep, fast: GradientStep) -> None:
     for a, b in zip(eager.params, fast.params, strict=True):
         sa, sb = eager.optimizer.state[a], fast.optimizer.state[b]
         assert float(sa["step"]) == float(sb["step"])
-        torch.testing.assert_close(sb["exp_avg"], sa["exp_avg"], rtol=1e-4, atol=1e-9)
+        torch.testing.assert_close(sb["exp_avg"], sa["exp_avg"], rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=1e-4, atol=1e-12)
 
 
@@ -171,3 +171,64 @@ def test_a_compiler_failure_is_one_config_error_line(monkeypatch):
     with pytest.raises(ConfigError, match=r"^compile=True: torch.compile failed \(inductor could not find a C\+\+ "
                                           r"compiler\); train without it$"):
         step(*_ppo_batch(policy, *HOPPER, 64), rows=64, stop_above=None)
+
+
+def _stacked_twins(policies, values, lr):
+    """Eager and compiled stacked PPO steps over two identical copies of the seeds' networks."""
+    from hybridpg.algorithms.seed_updates import _ppo_loss
+    from hybridpg.gradient_step import StackedGradientStep
+    from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy
+
+    steps = []
+    for compile_flag in (False, True):
+        pols, vals = copy.deepcopy(policies), copy.deepcopy(values)
+        params = [[*p.parameters(), *v.parameters()] for p, v in zip(pols, vals, strict=True)]
+        policy, value = StackedPolicy.of(pols), StackedMLP.of(vals)
+        tensors = [*policy.parameters, *value.parameters]
+        adam = StackedAdam(tensors, [make_adam(ps, lr) for ps in params], params)
+        layout = (policy.discrete, policy.action_dim, len(policy.parameters))
+        steps.append(StackedGradientStep(_ppo_loss, layout, tensors, adam, 0.5, compile=compile_flag))
+    return steps
+
+
+def test_a_compiled_step_of_stacked_seeds_equals_the_eager_one_with_per_seed_stops(compiles):
+    """Three Hopper-shaped seeds: both paths take the same per-seed decisions (one seed past its KL
+    threshold is left alone) and leave the same parameters, moments and step counts."""
+    torch.manual_seed(5)
+    policies = [Policy(*HOPPER, (64, 64)) for _ in range(3)]
+    values = [ValueNet(HOPPER[0], (64, 64)) for _ in range(3)]
+    eager, fast = _stacked_twins(policies, values, 3e-4)
+    rows = 64
+    for i in range(3):
+        obs, actions = torch.randn(3, rows, HOPPER[0]), torch.randn(3, rows, 3)
+        with torch.no_grad():
+            old_logp = torch.stack([p.log_prob(obs[k], actions[k])[0] for k, p in enumerate(policies)])
+        old_logp[1] += 0.5 * torch.randn(rows)  # seed 1's sample KL is far above the others'
+        batch = (obs, actions, old_logp, torch.randn(3, rows), torch.randn(3, rows), torch.randn(3, rows), PPOConfig())
+        active = torch.ones(3, dtype=torch.bool)
+        limit = None if i == 0 else 0.05
+        (out_e, taken_e), (out_f, taken_f) = (s(active, *batch, rows=rows, stop_above=limit) for s in (eager, fast))
+        assert taken_e.tolist() == taken_f.tolist() == ([True] * 3 if i == 0 else [True, False, True])
+        torch.testing.assert_close(out_f.loss.detach(), out_e.loss.detach(), rtol=1e-5, atol=1e-6)
+        for a, b in zip(eager.tensors, fast.tensors, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fast.adam.flat_avg, eager.adam.flat_avg, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(fast.adam.flat_avg_sq, eager.adam.flat_avg_sq, rtol=1e-4, atol=1e-12)
+        assert torch.equal(fast.adam.steps, eager.adam.steps)
+    assert eager.adam.steps.tolist() == [3.0, 1.0, 3.0]
+
+
+def test_a_compiled_seed_batch_follows_the_eager_batch(compiles):
+    from hybridpg.algorithms.seed_batch import SeedBatch
+
+    settings = dict(n_steps=256, n_minibatches=4, n_epochs=2, eval_freq=0, checkpoint_freq=0, se_freq=0,
+                    behavior_steps=64, props_epochs=2, props_minibatches=2)
+    batches = [SeedBatch.create(PROPS, "Pendulum-v1", [0, 1], compile=flag, **settings) for flag in (False, True)]
+    for batch in batches:
+        batch.learn(512, progress=False)
+    for a, b in zip(*(b.agents for b in batches), strict=True):
+        for p, q in zip([*a.policy.parameters(), *a.value.parameters()], [*b.policy.parameters(),
+                                                                          *b.value.parameters()], strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-4)
+    for batch in batches:
+        batch.close()

@@ -41,7 +41,7 @@ def test_stacked_policy_matches_each_policy_with_plain_autograd(obs_dim: int, sp
                                                                 hidden: tuple[int, ...]) -> None:
     policies = _policies(obs_dim, space, hidden)
     reference = _policies(obs_dim, space, hidden)  # the same weights, left unstacked
-    stacked = StackedPolicy(policies)
+    stacked = StackedPolicy.of(policies)
     rows = 256
     obs = torch.randn(3, rows, obs_dim)
     if stacked.discrete:
@@ -279,10 +279,7 @@ def test_a_batch_refuses_what_it_cannot_train_together() -> None:
         SeedBatch([ppo, other])
     with pytest.raises(ConfigError, match="each seed once"):
         SeedBatch([ppo, twin])
-    compiled = [PPO("CartPole-v1", seed=s, compile=True, **SMALL) for s in (3, 4)]
-    with pytest.raises(ConfigError, match="compile=True speeds up single runs"):
-        SeedBatch(compiled)
-    for agent in (ppo, props, other, twin, *compiled):
+    for agent in (ppo, props, other, twin):
         agent.close()
 
 
@@ -324,16 +321,6 @@ def test_train_seeds_refuses_off_policy_algorithms_and_seed_with_seeds(tmp_path:
     assert _cli("train", "--algo", "ppo", "--seed", "1", "--seeds", "2", "--run-dir", str(tmp_path / "y")) == 2
     assert "give --seed or --seeds, not both" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
-
-
-def test_a_sweep_refuses_compiled_seed_groups_before_it_starts(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli("sweep", "--algos", "sac,ppo", "--envs", "CartPole-v1", "--seeds", "2", "--total-timesteps", "512",
-                "--set", "compile=true", "--seeds-per-process", "2", "--out", str(tmp_path / "sweep")) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: hybridpg sweep: ppo on CartPole-v1: compile=True speeds up single runs, and "
-                   "--seeds-per-process trains seeds as one batch; drop one of the two"]
-    assert not (tmp_path / "sweep").exists()
 
 
 def test_a_sweep_trains_the_seeds_of_a_setting_together(tmp_path: Path) -> None:

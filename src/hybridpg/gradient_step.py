@@ -26,6 +26,7 @@ from torch import nn
 from hybridpg.compiled import compiled_call
 from hybridpg.networks import clip_grad_norm
 from hybridpg.optim import LeanAdam
+from hybridpg.stacked import StackedAdam, clip_grad_norm_per_seed
 
 
 class _Bound(nn.Module):
@@ -117,3 +118,79 @@ def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.T
     exp_avg.copy_(torch.where(go, new_avg, exp_avg))
     exp_avg_sq.copy_(torch.where(go, new_avg_sq, exp_avg_sq))
     return out
+
+
+class StackedGradientStep:
+    """``GradientStep`` for N seeds side by side (``seed_updates.py``), on ``StackedAdam``.
+
+    ``loss_of(tensors, layout, *batch)`` computes the seeds' losses (``[N]``) from the stacked
+    parameter tensors; ``step(active, *batch, rows=..., stop_above=...)`` returns its output and the
+    seeds that took the step: those ``active`` whose ``stop_on`` statistic did not exceed
+    ``stop_above``. The others' parameters, moments and step counts do not move. Gradients are
+    clipped per seed. Compiled, the whole step is one graph, as for a single run.
+    """
+
+    def __init__(self, loss_of: Callable[..., Any], layout: tuple[Any, ...], tensors: Sequence[torch.Tensor],
+                 adam: StackedAdam, max_grad_norm: float, compile: bool = False, stop_on: str = "approx_kl") -> None:
+        self.loss_of, self.layout, self.tensors, self.adam = loss_of, layout, tuple(tensors), adam
+        self.max_grad_norm, self.compile, self.stop_on = max_grad_norm, compile, stop_on
+        trainable = {id(p) for p in adam.params}
+        self.trainable = tuple(i for i, t in enumerate(self.tensors) if id(t) in trainable)
+
+    def __call__(self, active: torch.Tensor, *batch: Any, rows: int,
+                 stop_above: float | None) -> tuple[Any, torch.Tensor]:
+        usual = isinstance(batch[0], torch.Tensor) and batch[0].shape[1] == rows
+        if not (self.compile and usual):
+            return self.eager(active, batch, stop_above)
+        adam = self.adam
+        threshold = torch.tensor(math.inf if stop_above is None else stop_above, dtype=torch.float64)
+        settings = (self.layout, self.trainable, self.stop_on, self.max_grad_norm, *adam.betas, adam.eps)
+        state = (adam.flat_avg, adam.flat_avg_sq, adam.steps, adam.learning_rates(), active, threshold)
+        with torch.no_grad():
+            out, taken = compiled_call(_stacked_adam_step_graph, self.loss_of, settings, self.tensors, *state, *batch)
+        return out, taken
+
+    def eager(self, active: torch.Tensor, batch: tuple[Any, ...], stop_above: float | None) -> tuple[Any, torch.Tensor]:
+        out = self.loss_of(self.tensors, self.layout, *batch)
+        taken = active
+        if stop_above is not None:  # checked before the step; a seed past it takes none
+            taken = active & ~(getattr(out, self.stop_on).detach().double() > stop_above)
+        if bool(taken.any()):
+            self.adam.zero_grad()
+            # seeds are independent: the sum's gradient is each one's
+            torch.where(taken, out.loss, 0.0).sum().backward()
+            clip_grad_norm_per_seed(self.adam.params, self.max_grad_norm)
+            self.adam.step(taken)
+        return out, taken
+
+
+def _stacked_adam_step_graph(loss_of: Callable[..., Any], settings: tuple[Any, ...], tensors: tuple[torch.Tensor, ...],
+                             exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, steps: torch.Tensor, lrs: torch.Tensor,
+                             active: torch.Tensor, threshold: torch.Tensor, *batch: Any) -> tuple[Any, torch.Tensor]:
+    """The compiled seeds' step: ``StackedGradientStep.eager``'s backward, clip and ``StackedAdam.step``."""
+    layout, trainable, stop_on, max_norm, beta1, beta2, eps = settings
+
+    def loss_of_trainable(train: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, Any]:
+        full = list(tensors)
+        for i, t in zip(trainable, train, strict=True):
+            full[i] = t
+        out = loss_of(full, layout, *batch)
+        return out.loss.sum(), out  # seeds are independent: the sum's gradient is each one's
+
+    params = tuple(tensors[i] for i in trainable)
+    grads, out = torch.func.grad(loss_of_trainable, has_aux=True)(params)
+    seeds = active.shape[0]
+    grad = torch.cat([g.reshape(seeds, -1) for g in grads], dim=1)
+    grad = grad * (max_norm / (grad.norm(dim=1, keepdim=True) + 1e-6)).clamp_max(1.0)
+    taken = active & ~(getattr(out, stop_on).to(torch.float64) > threshold)
+    on = taken.unsqueeze(1)
+    steps.add_(taken.float())
+    counts = steps.double()  # bias corrections in double, as StackedAdam computes them
+    bias2_sqrt = torch.sqrt(1 - beta2**counts).float().unsqueeze(1)
+    step_size = torch.where(taken, lrs.double() / (1 - beta1**counts).clamp_min(1e-30), 0.0).float()
+    exp_avg.copy_(torch.where(on, torch.lerp(exp_avg, grad, 1 - beta1), exp_avg))
+    exp_avg_sq.copy_(torch.where(on, exp_avg_sq * beta2 + grad * grad * (1 - beta2), exp_avg_sq))
+    update = exp_avg / (exp_avg_sq.sqrt() / bias2_sqrt + eps) * step_size.unsqueeze(1)
+    for p, u in zip(params, update.split([p[0].numel() for p in params], dim=1), strict=True):
+        p.sub_(u.view_as(p))
+    return out, taken

@@ -68,20 +68,23 @@ class StackedMLP:
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-            if i < last:
-                x = LogisticTanh.apply(x)
+            if i < last:  # compiled, inductor writes its own vectorized tanh
+                x = torch.tanh(x) if torch.compiler.is_compiling() else LogisticTanh.apply(x)
         return x
 
 
 class StackedPolicy:
     """N ``Policy`` objects as one: log-probs and samples with a leading seed dimension."""
 
-    def __init__(self, policies: Sequence[Policy]) -> None:
-        first = policies[0]
-        self.discrete, self.action_dim = first.discrete, first.action_dim
-        self.parameters = stack_parameters(policies)  # Module.parameters' order: log_std, then the net's layers
+    def __init__(self, tensors: Sequence[torch.Tensor], discrete: bool, action_dim: int) -> None:
+        self.discrete, self.action_dim = discrete, action_dim
+        self.parameters = list(tensors)  # Module.parameters' order: log_std, then the net's layers
         self.log_std = self.parameters[0]
         self.net = StackedMLP(self.parameters[1:])
+
+    @classmethod
+    def of(cls, policies: Sequence[Policy]) -> StackedPolicy:
+        return cls(stack_parameters(policies), policies[0].discrete, policies[0].action_dim)
 
     def log_prob_from(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample log-prob ``[N, rows]`` and entropy ``[N, rows]`` from network outputs."""

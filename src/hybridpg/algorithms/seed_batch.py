@@ -46,7 +46,7 @@ class SeedBatch:
     def _stack(self, agents: Sequence[OnPolicyAgent]) -> None:
         """Stack the seeds' networks and optimizer states (each seed's tensors become views of the stacks)."""
         self.agents = list(agents)
-        self.policy = StackedPolicy([a.policy for a in agents])
+        self.policy = StackedPolicy.of([a.policy for a in agents])
         self.value = StackedMLP.of([a.value for a in agents])
         self.adam = StackedAdam([*self.policy.parameters, *self.value.parameters], [a.optimizer for a in agents],
                                 [a.params for a in agents])
@@ -55,11 +55,11 @@ class SeedBatch:
         self.reference: StackedPolicy | None = None  # theta as PROPS's update sees it
         self.behavior_adam: StackedAdam | None = None
         if all(isinstance(s, ROSSampling) for s in samplers):
-            self.behavior = StackedPolicy([s.behavior for s in samplers if isinstance(s, ROSSampling)])
+            self.behavior = StackedPolicy.of([s.behavior for s in samplers if isinstance(s, ROSSampling)])
         props = [s for s in samplers if isinstance(s, PROPSSampling)]
         if props and len(props) == len(samplers):
-            self.behavior = StackedPolicy([s.behavior for s in props])
-            self.reference = StackedPolicy([s.reference for s in props])
+            self.behavior = StackedPolicy.of([s.behavior for s in props])
+            self.reference = StackedPolicy.of([s.reference for s in props])
             self.behavior_adam = StackedAdam(self.behavior.parameters, [s.optimizer for s in props],
                                              [list(s.behavior.parameters()) for s in props])
 
@@ -259,9 +259,6 @@ def _check_alike(agents: Sequence[OnPolicyAgent]) -> None:
                               "run folder on its own with --resume")
     if first.config.offline_dataset:
         raise ConfigError("seeds with an offline dataset (BC) train one per process; drop the seed batch")
-    if first.config.compile:  # it would be recorded in every seed's config.yaml without taking effect
-        raise ConfigError("compile=True speeds up single runs; seeds in one process run their own batched "
-                          "update: drop compile or the seed batch")
     seeds = [a.seed for a in agents]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {seeds}: each seed once")

@@ -12,13 +12,15 @@ seed the result equals a single run's update up to float summation order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from hybridpg.algorithms.ppo_loss import explained_variance, ppo_minibatch_loss
-from hybridpg.algorithms.props import props_minibatch_loss
+from hybridpg.algorithms.ppo_loss import MinibatchLoss, explained_variance, ppo_minibatch_loss
+from hybridpg.algorithms.props import PROPSMinibatchLoss, props_minibatch_loss
 from hybridpg.config import OnPolicyConfig, PROPSConfig
-from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy, clip_grad_norm_per_seed
+from hybridpg.gradient_step import StackedGradientStep
+from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy
 
 
 def _shuffle(packed: torch.Tensor, active: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
@@ -51,31 +53,25 @@ def ppo_update_seeds(
     approx_kl = torch.zeros(seeds)
     stats = torch.zeros(3, seeds)  # policy loss, value loss, entropy of each seed's last step
     stepped = torch.zeros(seeds, dtype=torch.bool)
-
-    def values_of(obs: torch.Tensor) -> torch.Tensor:
-        return value(obs).squeeze(-1)
-
+    layout = (policy.discrete, policy.action_dim, len(policy.parameters))
+    step = StackedGradientStep(_ppo_loss, layout, [*policy.parameters, *value.parameters], adam, cfg.max_grad_norm,
+                               compile=cfg.compile)
     for _ in range(cfg.n_epochs):
         shuffled = _shuffle(packed, active, generators)
         epochs_run += active
         for start in range(0, n - mb_size + 1, mb_size):
             obs, actions, old_logp, adv, ret, old_v = shuffled[:, start : start + mb_size].split(widths, dim=2)
-            mb = ppo_minibatch_loss(policy, values_of, obs, actions.reshape(seeds, mb_size, *act_shape),
-                                    old_logp.squeeze(-1), adv.squeeze(-1), ret.squeeze(-1), old_v.squeeze(-1), cfg)
+            # a seed past target_kl takes no step, and that ends all of its epochs
+            mb, taken = step(active, obs, actions.reshape(seeds, mb_size, *act_shape), old_logp.squeeze(-1),
+                             adv.squeeze(-1), ret.squeeze(-1), old_v.squeeze(-1), cfg, rows=mb_size,
+                             stop_above=cfg.target_kl)
             with torch.no_grad():
                 approx_kl = torch.where(active, mb.approx_kl, approx_kl)
                 clip_count += torch.where(active, mb.clipped, 0)
                 clip_total += active * mb_size
-                if cfg.target_kl is not None:  # checked before the step; it ends all of that seed's epochs
-                    over = active & (mb.approx_kl.double() > cfg.target_kl)
-                    stopped, active = stopped | over, active & ~over
+                stopped, active = stopped | (active & ~taken), taken
             if not bool(active.any()):
                 break
-            adam.zero_grad()
-            # seeds are independent: the sum's gradient is each one's
-            torch.where(active, mb.loss, 0.0).sum().backward()
-            clip_grad_norm_per_seed(adam.params, cfg.max_grad_norm)
-            adam.step(active)
             stats = torch.where(active, torch.stack([mb.policy_loss, mb.value_loss, mb.entropy]).detach(), stats)
             stepped |= active
         if not bool(active.any()):
@@ -125,25 +121,24 @@ def props_update_seeds(
     stopped = torch.zeros(seeds, dtype=torch.bool)
     epochs_run, steps = torch.zeros(seeds), torch.zeros(seeds)
     kl_seen, clipfrac, last_loss = torch.zeros(seeds), torch.zeros(seeds), torch.zeros(seeds)
+    step = StackedGradientStep(_props_loss, (behavior.discrete, behavior.action_dim), behavior.parameters, adam, 0.5,
+                               compile=cfg.compile, stop_on="kl")
     for _ in range(cfg.props_epochs):
         shuffled = _shuffle(packed, active, generators)
         epochs_run += active
         for start in range(0, n, mb_size):  # the last minibatch may be partial, as the authors ran it
             mb_obs, mb_act, mb_ref_logp, mb_ref_out = shuffled[:, start : start + mb_size].split(widths, dim=2)
-            loss, kl, ratio = props_minibatch_loss(behavior, mb_obs, mb_act.reshape(seeds, mb_obs.shape[1], *act_shape),
-                                                   mb_ref_logp.squeeze(-1), mb_ref_out, ref_log_std, cfg)
+            (loss, kl, ratio), taken = step(active, mb_obs, mb_act.reshape(seeds, mb_obs.shape[1], *act_shape),
+                                            mb_ref_logp.squeeze(-1), mb_ref_out, ref_log_std, cfg, rows=mb_size,
+                                            stop_above=cfg.props_target_kl)
             with torch.no_grad():
                 kl_seen = torch.where(active, kl, kl_seen)
-                over = active & (kl.double() > cfg.props_target_kl)
+                over = active & ~taken
                 if bool(over.any()):  # the clip fraction of each seed's last minibatch: here, where it stops
                     clipfrac = torch.where(over, _clip_fraction(ratio, cfg.props_clip), clipfrac)
-                stopped, active = stopped | over, active & ~over
+                stopped, active = stopped | over, taken
             if not bool(active.any()):
                 break
-            adam.zero_grad()
-            torch.where(active, loss, 0.0).sum().backward()
-            clip_grad_norm_per_seed(adam.params, 0.5)
-            adam.step(active)
             steps += active
             last_loss = torch.where(active, loss.detach(), last_loss)
         if not bool(active.any()):
@@ -161,6 +156,18 @@ def props_update_seeds(
         }
         for k in range(seeds)
     ]
+
+
+def _ppo_loss(tensors: Sequence[torch.Tensor], layout: tuple[bool, int, int], *batch: Any) -> MinibatchLoss:
+    """``ppo_minibatch_loss`` of the seeds' stacked networks, given as their tensors (policy's, then value's)."""
+    discrete, action_dim, split = layout
+    policy, value = StackedPolicy(tensors[:split], discrete, action_dim), StackedMLP(tensors[split:])
+    return ppo_minibatch_loss(policy, lambda obs: value(obs).squeeze(-1), *batch)
+
+
+def _props_loss(tensors: Sequence[torch.Tensor], layout: tuple[bool, int], *batch: Any) -> PROPSMinibatchLoss:
+    """``props_minibatch_loss`` of the seeds' stacked behavior policies, given as their tensors."""
+    return props_minibatch_loss(StackedPolicy(tensors, *layout), *batch)
 
 
 def _clip_fraction(ratio: torch.Tensor, clip: float) -> torch.Tensor:

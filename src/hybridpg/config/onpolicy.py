@@ -34,8 +34,8 @@ class OnPolicyConfig(BaseConfig):
     target_kl: float | None = _f(0.03, "end the update once a minibatch's approx. KL exceeds this (none: never)")
     norm_obs: bool = _f(True, "normalize observations with running statistics (clip 10)")
     norm_reward: bool = _f(True, "scale rewards by the running std of the discounted return (clip 10)")
-    compile: bool = _f(False, "torch.compile the minibatch losses of a single run (PPO's and PROPS's; "
-                              "compiling takes seconds, once per process)")
+    compile: bool = _f(False, "run each minibatch step (loss, gradient, clip, Adam) as one torch.compile graph "
+                              "(compiling takes seconds, once per process)")
     se_freq: int = _f(-1, "log the buffer's sampling error every this many PPO updates (0: off; -1: about 30 per run)")
     se_epochs: int = _f(100, "epochs of the maximum-likelihood fit behind each sampling-error estimate")
     offline_dataset: str | None = _f(None, "Minari dataset id or path for BC (docs/offline.md)")

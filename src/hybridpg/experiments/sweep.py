@@ -23,7 +23,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TextIO
 
-from hybridpg.config.base import coerce_field
 from hybridpg.errors import ConfigError, HybridPGError
 from hybridpg.experiments.runs import (
     RunResult,
@@ -137,7 +136,7 @@ def _drain(pool: ProcessPoolExecutor, queue: list[RunSpec], workers: int, progre
 
 
 def validate_spec(spec: SweepSpec) -> None:
-    from hybridpg.algorithms import ALGORITHMS, OnPolicyAgent
+    from hybridpg.algorithms import ALGORITHMS
 
     unknown = [a for a in spec.algos if a not in ALGORITHMS]
     if unknown:
@@ -158,13 +157,6 @@ def validate_spec(spec: SweepSpec) -> None:
     if spec.seeds_per_process > 1 and spec.backend != "local":
         raise ConfigError("--seeds-per-process groups seeds in the local backend's processes; leave it out with "
                           "--backend ray")
-    if spec.seeds_per_process > 1:  # refused here, not once per group after the sweep has started
-        for algo in (a for a in spec.algos if issubclass(ALGORITHMS[a], OnPolicyAgent)):
-            for env in spec.envs:
-                value = spec.settings(algo, env).get("compile", False)
-                if coerce_field(ALGORITHMS[algo].config_cls, "compile", value) is True:
-                    raise ConfigError(f"{algo} on {env}: compile=True speeds up single runs, and "
-                                      "--seeds-per-process trains seeds as one batch; drop one of the two")
     if spec.cpus_per_run <= 0:
         raise ConfigError(f"--cpus-per-run={spec.cpus_per_run}: must be > 0")
     # a field no selected algorithm knows is a typo; one that only some know (or a value that one
