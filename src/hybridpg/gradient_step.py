@@ -57,6 +57,7 @@ class GradientStep:
         self.max_grad_norm, self.compile, self.stop_on = max_grad_norm, compile, stop_on
         self.params = [p for m in self.modules for p in m.parameters() if p.requires_grad]
         self.bound = _Bound(loss_fn, self.modules)
+        self._cached_layout: tuple[list[int], tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]] | None = None
 
     def __call__(self, *batch: Any, rows: int, stop_above: float | None) -> tuple[Any, bool]:
         usual = isinstance(batch[0], torch.Tensor) and batch[0].shape[0] == rows
@@ -69,9 +70,7 @@ class GradientStep:
         # Adam's bias corrections for this step, rounded to float32 as LeanAdam's kernels do
         hyper = torch.tensor([-group["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)])
         threshold = torch.tensor(math.inf if stop_above is None else stop_above, dtype=torch.float64)
-        names = tuple(self._names(buffers.params))
-        shapes = tuple(tuple(p.shape) for p in buffers.params)
-        settings = (names, shapes, self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
+        settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
             out = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
@@ -90,10 +89,13 @@ class GradientStep:
         self.optimizer.step()
         return out, True
 
-    def _names(self, params: list[torch.Tensor]) -> list[str]:
-        """The bound module's names of ``params``, in their order."""
-        by_id = {id(p): name for name, p in self.bound.named_parameters()}
-        return [by_id[id(p)] for p in params]
+    def _layout(self, params: list[torch.Tensor]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+        """The bound module's names of the flat buffer's ``params`` and their shapes, in buffer order."""
+        if self._cached_layout is None or self._cached_layout[0] != [id(p) for p in params]:
+            by_id = {id(p): name for name, p in self.bound.named_parameters()}
+            layout = tuple(by_id[id(p)] for p in params), tuple(tuple(p.shape) for p in params)
+            self._cached_layout = ([id(p) for p in params], layout)
+        return self._cached_layout[1]
 
 
 def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.Tensor, exp_avg: torch.Tensor,
