@@ -69,7 +69,8 @@ class GradientStep:
         (beta1, beta2), t = group["betas"], float(step_count) + 1
         # Adam's bias corrections for this step, rounded to float32 as LeanAdam's kernels do
         hyper = torch.tensor([-group["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)])
-        threshold = torch.tensor(math.inf if stop_above is None else stop_above, dtype=torch.float64)
+        # shape [1], not a 0-d tensor: dynamo would treat a 0-d input as a number and guard its value in Python
+        threshold = torch.tensor([math.inf if stop_above is None else stop_above], dtype=torch.float64)
         settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
@@ -145,7 +146,8 @@ class StackedGradientStep:
         if not (self.compile and usual):
             return self.eager(active, batch, stop_above)
         adam = self.adam
-        threshold = torch.tensor(math.inf if stop_above is None else stop_above, dtype=torch.float64)
+        # shape [1], not a 0-d tensor: dynamo would treat a 0-d input as a number and guard its value in Python
+        threshold = torch.tensor([math.inf if stop_above is None else stop_above], dtype=torch.float64)
         settings = (self.layout, self.trainable, self.stop_on, self.max_grad_norm, *adam.betas, adam.eps)
         state = (adam.flat_avg, adam.flat_avg_sq, adam.steps, adam.learning_rates(), active, threshold)
         with torch.no_grad():
