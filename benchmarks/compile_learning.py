@@ -10,7 +10,11 @@ claim is that the distributions of returns agree. Wall times are recorded but ar
 comparison: the eager runs were trained at another time, under another load.
 
     python benchmarks/compile_learning.py run [--env Hopper-v5] [--algo props] [--seeds 0-9]
+    python benchmarks/compile_learning.py control [--env Hopper-v5] [--algo props] [--seeds 0-9]
     python benchmarks/compile_learning.py report [--env Hopper-v5] [--algo props]
+
+``control`` trains the same seeds eagerly with today's code (the stored eager runs are older code),
+and ``report`` adds them when all are there.
 """
 
 from __future__ import annotations
@@ -37,17 +41,19 @@ SCRATCH = Path("runs/compile_learning")
 OUT = Path("benchmarks/results/compile_learning")
 
 
-def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None = None) -> float | None:
-    """Train (or resume) one compiled run; its wall seconds, or None when it had already finished."""
+def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None = None,
+               compiled: bool = True) -> float | None:
+    """Train (or resume) one run, compiled or (the control) eager; its wall seconds, or None when it
+    had already finished."""
     state = run_state(run_dir)
     if state == "finished":
         return None
     start = time.perf_counter()
     if state == "resume":
         agent = Agent.load(run_dir / "checkpoints" / "latest.pt")
-        if not getattr(agent.config, "compile", False):
+        if getattr(agent.config, "compile", False) != compiled:
             agent.close()
-            raise SystemExit(f"{run_dir} holds a run without compile=True; delete it and rerun")
+            raise SystemExit(f"{run_dir} holds a run with compile={not compiled}; delete it and rerun")
         horizon = int(yaml.safe_load((run_dir / "config.yaml").read_text())["total_timesteps"])
         remaining = horizon - agent.global_step
     else:
@@ -56,7 +62,7 @@ def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None 
         doc = yaml.safe_load((EAGER / env / algo / f"seed{seed}" / "config.yaml").read_text())
         if int(doc["seed"]) != seed or doc["env"] != env or doc["algo"] != algo:
             raise SystemExit(f"{EAGER / env / algo / f'seed{seed}'}: config.yaml is for another run")
-        config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=True)
+        config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=compiled)
         agent = ALGORITHMS[algo](env, seed=seed, config=config)
         remaining = int(doc["total_timesteps"]) if total is None else total
     try:
@@ -79,13 +85,16 @@ def keep_records(run_dir: Path, target: Path) -> None:
 
 
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
-        out: Path = OUT) -> None:
+        out: Path = OUT, compiled: bool = True) -> None:
     """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
-    check) and keep its records under ``out``."""
+    check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
+    same seeds eagerly with today's code, under ``out / "eager_now"``."""
     torch.set_num_threads(1)
+    if not compiled:
+        scratch, out = scratch.with_name(scratch.name + "_eager"), out / "eager_now"
     for seed in seeds:
         run_dir = scratch / env / algo / f"seed{seed}"
-        seconds = train_seed(env, algo, seed, run_dir, total)
+        seconds = train_seed(env, algo, seed, run_dir, total, compiled)
         if seconds is None:
             print(f"seed {seed}: already finished, skipped", flush=True)
         else:
@@ -134,15 +143,33 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
                      f"(mean {est['mean']:.1f}, n={est['n']})")
     poi = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(finals["eager"])[:, None])
     lines.append(f"- P(compiled > eager): {poi.point:.3f} [{poi.low:.3f}, {poi.high:.3f}]")
+    control_root = out / "eager_now" / "runs" / env / algo  # the control: eager, today's code, same seeds
+    control = [_evals(control_root / f"seed{seed}")[-1][1] for seed in seeds
+               if (control_root / f"seed{seed}" / "summary.json").exists()]
+    control_doc = None
+    if len(control) == len(seeds):
+        est = _estimate(control)
+        vs = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(control)[:, None])
+        lines.append(f"- eager with today's code (control): IQM {est['iqm']:.1f} [{est['low']:.1f}, "
+                     f"{est['high']:.1f}] (mean {est['mean']:.1f}); finals {', '.join(f'{c:.1f}' for c in control)}")
+        lines.append(f"- P(compiled > eager with today's code): {vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
+        control_doc = {"iqm_final_return": est, "finals": control,
+                       "p_compiled_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
     doc = {"env": env, "algo": algo, "seeds": seeds, "metric": "final eval/return_mean",
            "eager_runs": str(eager_root), "compiled_runs": str(compiled_root),
            "iqm_final_return": estimates,
            "p_compiled_gt_eager": {"point": poi.point, "low": poi.low, "high": poi.high},
-           "per_seed": rows}
+           "per_seed": rows, "eager_now_control": control_doc}
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    learning_check_main(__doc__, run, report)
+    import sys
+
+    if sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
+        sys.argv[1] = "run"
+        learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False), report)
+    else:
+        learning_check_main(__doc__, run, report)
