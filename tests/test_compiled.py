@@ -70,7 +70,10 @@ def test_a_compiled_ppo_step_equals_the_eager_step(obs_dim, space, compiles):
     torch.manual_seed(0)
     policy, value = Policy(obs_dim, space, (64, 64)), ValueNet(obs_dim, (64, 64))
     eager, fast = _twin_steps(ppo_minibatch_loss, (policy, value), 3e-4, 0.5, "approx_kl")
-    for _ in range(3):
+    for i in range(3):
+        if i == 2:  # an annealed lr reaches the graph as data, not as a constant of it
+            for step in (eager, fast):
+                step.optimizer.param_groups[0]["lr"] = 1e-4
         batch = _ppo_batch(eager.modules[0], obs_dim, space, 64)
         (out_e, taken_e), (out_f, taken_f) = eager(*batch, rows=64, stop_above=0.5), fast(*batch, rows=64,
                                                                                           stop_above=0.5)
@@ -146,6 +149,9 @@ def test_a_compiled_run_follows_the_eager_run(algo, env_id, compiles):
     agents = [algo(env_id, compile=flag, **settings) for flag in (False, True, True)]
     for agent in agents:
         agent.learn(512, progress=False)
+    # one graph per kind of step (PPO's at the full buffer's minibatch size; PROPS's behavior step),
+    # reused across updates and agents
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == (1 if algo is PPO else 2)
     again = [*agents.pop().policy.parameters()]
     for a, b in zip(again, agents[1].policy.parameters(), strict=True):
         assert torch.equal(a, b)  # compiled runs are as deterministic as eager ones
@@ -216,6 +222,26 @@ def test_a_compiled_step_of_stacked_seeds_equals_the_eager_one_with_per_seed_sto
         torch.testing.assert_close(fast.adam.flat_avg_sq, eager.adam.flat_avg_sq, rtol=1e-4, atol=1e-12)
         assert torch.equal(fast.adam.steps, eager.adam.steps)
     assert eager.adam.steps.tolist() == [3.0, 1.0, 3.0]
+
+
+def test_a_seed_that_never_stepped_and_stops_keeps_finite_parameters_eager_or_compiled(compiles):
+    """At step count 0 Adam's bias correction is 0 / 0; a seed stopped on its first minibatch must
+    come out of the step untouched, not NaN."""
+    torch.manual_seed(6)
+    policies = [Policy(*HOPPER, (64, 64)) for _ in range(2)]
+    values = [ValueNet(HOPPER[0], (64, 64)) for _ in range(2)]
+    for step in _stacked_twins(policies, values, 3e-4):
+        before = [t.clone() for t in step.tensors]
+        obs, actions = torch.randn(2, 64, HOPPER[0]), torch.randn(2, 64, 3)
+        with torch.no_grad():
+            old_logp = torch.stack([p.log_prob(obs[k], actions[k])[0] for k, p in enumerate(policies)])
+        old_logp[1] = -50.0  # seed 1's ratios are huge: its sample KL is far past any threshold
+        batch = (obs, actions, old_logp, torch.randn(2, 64), torch.randn(2, 64), torch.randn(2, 64), PPOConfig())
+        _, taken = step(torch.ones(2, dtype=torch.bool), *batch, rows=64, stop_above=1.0)
+        assert taken.tolist() == [True, False]
+        for a, b in zip(before, step.tensors, strict=True):
+            assert torch.equal(a[1], b[1]) and not torch.equal(a[0], b[0])
+        assert step.adam.steps.tolist() == [1.0, 0.0]
 
 
 def test_a_compiled_seed_batch_follows_the_eager_batch(compiles):

@@ -28,7 +28,7 @@ CASES: list[tuple[str, str, int, dict[str, Any]]] = [
     ("ppo", "CartPole-v1", 1024, {**ON_POLICY, "n_steps": 128}),
     ("props", "Pendulum-v1", 1024, {**ON_POLICY, "n_steps": 256, "behavior_steps": 128, "props_epochs": 2,
                                     "props_minibatches": 2}),
-    # compiled losses: a fresh process compiles the same graph, whatever minibatch sizes it meets first
+    # compiled steps: a fresh process compiles the same graph, whatever minibatch sizes it meets first
     ("props", "Pendulum-v1", 1024, {**ON_POLICY, "n_steps": 256, "behavior_steps": 128, "props_epochs": 2,
                                     "props_minibatches": 2, "compile": True}),
     # learning_starts=101 puts a logged update (a stop point for SAC's loop) exactly at N/2

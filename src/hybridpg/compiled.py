@@ -2,7 +2,8 @@
 
 A minibatch step of PPO or PROPS on 64-64 networks is about two hundred small eager ops; compiled
 (inductor, CPU), the step (``gradient_step.py``) becomes a few fused loops around the matmuls in one
-call. This module only decides which graph a call takes and turns a compiler failure into one line.
+call. This module holds the compiled entry point, its settings, and turns a compiler failure into
+one line.
 
 Only the update's usual minibatch size is compiled (``gradient_step.GradientStep`` runs other
 sizes eagerly: PROPS's last minibatch, which shrinks while its buffer fills, and is too rare to be

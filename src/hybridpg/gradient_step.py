@@ -26,7 +26,7 @@ from torch import nn
 from hybridpg.compiled import compiled_call
 from hybridpg.networks import clip_grad_norm
 from hybridpg.optim import LeanAdam
-from hybridpg.stacked import StackedAdam, clip_grad_norm_per_seed
+from hybridpg.stacked import StackedAdam, clip_grad_norm_per_seed, stacked_adam_update
 
 
 class _Bound(nn.Module):
@@ -43,12 +43,15 @@ class _Bound(nn.Module):
 
 
 class GradientStep:
-    """``step(*batch, rows=..., stop_above=...)``: one step of ``optimizer`` on ``loss_fn(*modules, *batch)``.
+    """Called as ``step(*batch, rows=..., stop_above=...)``: one step of ``optimizer`` on
+    ``loss_fn(*modules, *batch)``.
 
     Returns the loss function's output and whether the step was taken: it is skipped (nothing
     moves, not even Adam's step count) when ``stop_above`` is a number and the output's ``stop_on``
     field exceeds it. ``rows`` is the update's usual minibatch size: compiled, only that size runs
-    through the graph, others (a last, partial minibatch) run eagerly.
+    through the graph, others (a last, partial minibatch) run eagerly. The loss must use every
+    trainable parameter of ``modules`` (those are the optimizer's flat buffer, which the compiled
+    graph differentiates; eager Adam would skip a parameter left without a gradient).
     """
 
     def __init__(self, loss_fn: Callable[..., Any], modules: Sequence[nn.Module], optimizer: LeanAdam,
@@ -74,8 +77,8 @@ class GradientStep:
         settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
-            out = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
-        taken = stop_above is None or not float(getattr(out, self.stop_on)) > stop_above
+            out, go = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
+        taken = bool(go)  # the graph's own decision, so the step count agrees with what moved
         if taken:
             step_count.add_(1.0)
         return out, taken
@@ -100,7 +103,8 @@ class GradientStep:
 
 
 def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.Tensor, exp_avg: torch.Tensor,
-                     exp_avg_sq: torch.Tensor, hyper: torch.Tensor, threshold: torch.Tensor, *batch: Any) -> Any:
+                     exp_avg_sq: torch.Tensor, hyper: torch.Tensor, threshold: torch.Tensor,
+                     *batch: Any) -> tuple[Any, torch.Tensor]:
     """The compiled step: gradient over the flat buffer ``theta``, clip, check, LeanAdam's update in place."""
     names, shapes, stop_on, max_norm, beta1, beta2, eps = settings
 
@@ -120,14 +124,14 @@ def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.T
     theta.copy_(torch.where(go, theta + hyper[0] * (new_avg / denom), theta))
     exp_avg.copy_(torch.where(go, new_avg, exp_avg))
     exp_avg_sq.copy_(torch.where(go, new_avg_sq, exp_avg_sq))
-    return out
+    return out, go
 
 
 class StackedGradientStep:
     """``GradientStep`` for N seeds side by side (``seed_updates.py``), on ``StackedAdam``.
 
     ``loss_of(tensors, layout, *batch)`` computes the seeds' losses (``[N]``) from the stacked
-    parameter tensors; ``step(active, *batch, rows=..., stop_above=...)`` returns its output and the
+    parameter tensors; a call ``step(active, *batch, rows=..., stop_above=...)`` returns its output and the
     seeds that took the step: those ``active`` whose ``stop_on`` statistic did not exceed
     ``stop_above``. The others' parameters, moments and step counts do not move. Gradients are
     clipped per seed. Compiled, the whole step is one graph, as for a single run.
@@ -139,6 +143,8 @@ class StackedGradientStep:
         self.max_grad_norm, self.compile, self.stop_on = max_grad_norm, compile, stop_on
         trainable = {id(p) for p in adam.params}
         self.trainable = tuple(i for i, t in enumerate(self.tensors) if id(t) in trainable)
+        # StackedAdam's [N, P] moments are laid out in its parameters' order, which the graph follows
+        assert [id(self.tensors[i]) for i in self.trainable] == [id(p) for p in adam.params]
 
     def __call__(self, active: torch.Tensor, *batch: Any, rows: int,
                  stop_above: float | None) -> tuple[Any, torch.Tensor]:
@@ -187,14 +193,7 @@ def _stacked_adam_step_graph(loss_of: Callable[..., Any], settings: tuple[Any, .
     grad = torch.cat([g.reshape(seeds, -1) for g in grads], dim=1)
     grad = grad * (max_norm / (grad.norm(dim=1, keepdim=True) + 1e-6)).clamp_max(1.0)
     taken = active & ~(getattr(out, stop_on).to(torch.float64) > threshold)
-    on = taken.unsqueeze(1)
-    steps.add_(taken.float())
-    counts = steps.double()  # bias corrections in double, as StackedAdam computes them
-    bias2_sqrt = torch.sqrt(1 - beta2**counts).float().unsqueeze(1)
-    step_size = torch.where(taken, lrs.double() / (1 - beta1**counts).clamp_min(1e-30), 0.0).float()
-    exp_avg.copy_(torch.where(on, torch.lerp(exp_avg, grad, 1 - beta1), exp_avg))
-    exp_avg_sq.copy_(torch.where(on, exp_avg_sq * beta2 + grad * grad * (1 - beta2), exp_avg_sq))
-    update = exp_avg / (exp_avg_sq.sqrt() / bias2_sqrt + eps) * step_size.unsqueeze(1)
+    update = stacked_adam_update(exp_avg, exp_avg_sq, steps, lrs, grad, taken, (beta1, beta2), eps)
     for p, u in zip(params, update.split([p[0].numel() for p in params], dim=1), strict=True):
         p.sub_(u.view_as(p))
     return out, taken

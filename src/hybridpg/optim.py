@@ -111,17 +111,15 @@ class LeanAdam(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         for group, flat in zip(self.param_groups, self.flat, strict=True):
             states = [self.state[p] for p in group["params"] if self.state.get(p)]
-            # torch's loader keeps the caller's step tensors, which a step would count up in place
+            # torch's loader keeps the caller's tensors, which a step would change in place
             shared = states[0]["step"].clone() if states and len({float(s["step"]) for s in states}) == 1 else None
             for s in states:  # one shared step again where all agree
                 s["step"] = shared if shared is not None else s["step"].clone()
-            if flat is not None:  # the loaded moments move into the flat buffers
-                for p in group["params"]:
-                    state, moments = self.state.get(p), flat.moments_of(p)
-                    if state and moments is not None:
-                        for key, view in zip(("exp_avg", "exp_avg_sq"), moments, strict=True):
-                            view.copy_(state[key])
-                            state[key] = view
+            for p in group["params"]:  # the loaded moments move into the flat buffers, or copies
+                state, moments = self.state.get(p), flat.moments_of(p) if flat is not None else None
+                if state:
+                    for key, view in zip(("exp_avg", "exp_avg_sq"), moments or (None, None), strict=True):
+                        state[key] = view.copy_(state[key]) if view is not None else state[key].clone()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         # the base class wraps this in profiler bookkeeping that costs more than the loop itself

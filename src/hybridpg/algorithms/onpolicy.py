@@ -198,6 +198,8 @@ class OnPolicyAgent(_AgentAttributes):
         cfg = self.config
         n = data["obs"].shape[0]
         mb_size = max(n // cfg.n_minibatches, 1)
+        # the size once the buffer holds all b batches: compiled, the updates before then run eagerly
+        full_size = max(cfg.buffer_batches * cfg.n_steps // cfg.n_minibatches, 1)
         # one gather per epoch of all per-sample columns, then cheap slices per minibatch
         columns = [data["obs"], data["actions"].reshape(n, -1),
                    *(data[k].view(n, 1) for k in ("logp", "advantages", "returns", "values"))]
@@ -217,7 +219,7 @@ class OnPolicyAgent(_AgentAttributes):
                 obs, actions, old_logp, adv, ret, old_v = shuffled[start : start + mb_size].split(widths, dim=1)
                 actions = actions.reshape(mb_size, *data["actions"].shape[1:])
                 mb, taken = step(obs, actions, old_logp.squeeze(1), adv.squeeze(1), ret.squeeze(1),
-                                 old_v.squeeze(1), cfg, rows=mb_size, stop_above=cfg.target_kl)
+                                 old_v.squeeze(1), cfg, rows=full_size, stop_above=cfg.target_kl)
                 approx_kl = mb.approx_kl
                 clip_count += mb.clipped
                 clip_total += mb_size
