@@ -53,6 +53,8 @@ def ppo_update_seeds(
     approx_kl = torch.zeros(seeds)
     stats = torch.zeros(3, seeds)  # policy loss, value loss, entropy of each seed's last step
     stepped = torch.zeros(seeds, dtype=torch.bool)
+    # compiled, only the minibatch size of a full buffer (as a single run's update does)
+    full_size = max(cfg.buffer_batches * cfg.n_steps // cfg.n_minibatches, 1)
     layout = (policy.discrete, policy.action_dim, len(policy.parameters))
     step = StackedGradientStep(_ppo_loss, layout, [*policy.parameters, *value.parameters], adam, cfg.max_grad_norm,
                                compile=cfg.compile)
@@ -63,7 +65,7 @@ def ppo_update_seeds(
             obs, actions, old_logp, adv, ret, old_v = shuffled[:, start : start + mb_size].split(widths, dim=2)
             # a seed past target_kl takes no step, and that ends all of its epochs
             mb, taken = step(active, obs, actions.reshape(seeds, mb_size, *act_shape), old_logp.squeeze(-1),
-                             adv.squeeze(-1), ret.squeeze(-1), old_v.squeeze(-1), cfg, rows=mb_size,
+                             adv.squeeze(-1), ret.squeeze(-1), old_v.squeeze(-1), cfg, rows=full_size,
                              stop_above=cfg.target_kl)
             with torch.no_grad():
                 approx_kl = torch.where(active, mb.approx_kl, approx_kl)
