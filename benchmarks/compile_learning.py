@@ -59,9 +59,12 @@ def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None 
     else:
         if run_dir.exists():  # a dead attempt without a checkpoint: start clean
             shutil.rmtree(run_dir)
-        doc = yaml.safe_load((EAGER / env / algo / f"seed{seed}" / "config.yaml").read_text())
-        if int(doc["seed"]) != seed or doc["env"] != env or doc["algo"] != algo:
-            raise SystemExit(f"{EAGER / env / algo / f'seed{seed}'}: config.yaml is for another run")
+        stored = EAGER / env / algo / f"seed{seed}" / "config.yaml"
+        if not stored.exists():  # a seed the stored runs lack: seed 0's settings, this seed
+            stored = EAGER / env / algo / "seed0" / "config.yaml"
+        doc = yaml.safe_load(stored.read_text())
+        if doc["env"] != env or doc["algo"] != algo:
+            raise SystemExit(f"{stored}: config.yaml is for another run")
         config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=compiled)
         agent = ALGORITHMS[algo](env, seed=seed, config=config)
         remaining = int(doc["total_timesteps"]) if total is None else total
@@ -144,6 +147,17 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     poi = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(finals["eager"])[:, None])
     lines.append(f"- P(compiled > eager): {poi.point:.3f} [{poi.low:.3f}, {poi.high:.3f}]")
     control_root = out / "eager_now" / "runs" / env / algo  # the control: eager, today's code, same seeds
+    both = sorted(int(d.name[4:]) for d in compiled_root.glob("seed*")
+                  if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
+    if len(both) > len(seeds):  # extra seeds only the compiled arm and the control ran
+        ours = [_evals(compiled_root / f"seed{k}")[-1][1] for k in both]
+        theirs = [_evals(control_root / f"seed{k}")[-1][1] for k in both]
+        est_c, est_e = _estimate(ours), _estimate(theirs)
+        vs_all = probability_of_improvement(np.asarray(ours)[:, None], np.asarray(theirs)[:, None])
+        lines.append(f"- seeds {both[0]}-{both[-1]} ({len(both)}): compiled IQM {est_c['iqm']:.1f} "
+                     f"[{est_c['low']:.1f}, {est_c['high']:.1f}], control IQM {est_e['iqm']:.1f} "
+                     f"[{est_e['low']:.1f}, {est_e['high']:.1f}]; P(compiled > control) = {vs_all.point:.3f} "
+                     f"[{vs_all.low:.3f}, {vs_all.high:.3f}]")
     control = [_evals(control_root / f"seed{seed}")[-1][1] for seed in seeds
                if (control_root / f"seed{seed}" / "summary.json").exists()]
     control_doc = None
