@@ -29,6 +29,12 @@ from hybridpg.optim import LeanAdam
 from hybridpg.stacked import StackedAdam, clip_grad_norm_per_seed, stacked_adam_update
 
 
+def _threshold(stop_above: float | None) -> torch.Tensor:
+    """The early stop's threshold as a graph input (infinite: no stop), in float64 like the eager check.
+    Shape [1], not 0-d: dynamo would treat a 0-d input as a number and guard its value in Python."""
+    return torch.tensor([math.inf if stop_above is None else stop_above], dtype=torch.float64)
+
+
 class _Bound(nn.Module):
     """``loss_fn(*modules, *batch)`` as one module, so ``torch.func.functional_call`` can swap the
     parameters of all of them at once."""
@@ -72,8 +78,7 @@ class GradientStep:
         (beta1, beta2), t = group["betas"], float(step_count) + 1
         # Adam's bias corrections for this step, rounded to float32 as LeanAdam's kernels do
         hyper = torch.tensor([-group["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)])
-        # shape [1], not a 0-d tensor: dynamo would treat a 0-d input as a number and guard its value in Python
-        threshold = torch.tensor([math.inf if stop_above is None else stop_above], dtype=torch.float64)
+        threshold = _threshold(stop_above)
         settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
@@ -152,8 +157,7 @@ class StackedGradientStep:
         if not (self.compile and usual):
             return self.eager(active, batch, stop_above)
         adam = self.adam
-        # shape [1], not a 0-d tensor: dynamo would treat a 0-d input as a number and guard its value in Python
-        threshold = torch.tensor([math.inf if stop_above is None else stop_above], dtype=torch.float64)
+        threshold = _threshold(stop_above)
         settings = (self.layout, self.trainable, self.stop_on, self.max_grad_norm, *adam.betas, adam.eps)
         state = (adam.flat_avg, adam.flat_avg_sq, adam.steps, adam.learning_rates(), active, threshold)
         with torch.no_grad():
