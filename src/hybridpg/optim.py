@@ -190,3 +190,30 @@ def adam_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: li
     torch._foreach_div_(denom, bias2_sqrt)
     torch._foreach_add_(denom, eps)
     torch._foreach_addcdiv_(params, exp_avg, denom, value=-lr / bias1)
+
+
+def masked_adam_update(exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, steps: torch.Tensor, lrs: torch.Tensor,
+                       grad: torch.Tensor, taken: torch.Tensor, betas: tuple[float, float],
+                       eps: float) -> torch.Tensor:
+    """Adam for ``N`` independent optimizers at once, on ``[N, P]`` moments and gradients, with step
+    counts and lrs ``[N]``: the rows in ``taken`` (bool ``[N]``) count a step and move their moments in
+    place; returns the ``[N, P]`` change to subtract from the parameters, exactly 0 in the other rows.
+
+    ``adam_step``'s update, written for the paths that step under a mask: seeds side by side
+    (``StackedAdam``) and the compiled gradient steps (one row for a single run), where the early
+    stop's decision is a tensor inside the graph. ``adam_step`` stays the eager single-run kernel."""
+    beta1, beta2 = betas
+    steps.add_(taken.float())
+    counts = steps.double()  # bias corrections in double, as LeanAdam computes them
+    bias2_sqrt = torch.sqrt(1 - beta2**counts).float().unsqueeze(1)
+    # rows that never stepped have bias1 = 0: their step size is 0, never inf
+    step_size = torch.where(taken, lrs.double() / (1 - beta1**counts).clamp_min(1e-30), 0.0).float()
+    on = taken.unsqueeze(1)
+    if not torch.compiler.is_compiling() and bool(taken.all()):  # eager, every row: in place, no selects
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        return (exp_avg / exp_avg_sq.sqrt().div_(bias2_sqrt).add_(eps)).mul_(step_size.unsqueeze(1))
+    exp_avg.copy_(torch.where(on, torch.lerp(exp_avg, grad, 1 - beta1), exp_avg))
+    exp_avg_sq.copy_(torch.where(on, torch.addcmul(exp_avg_sq * beta2, grad, grad, value=1 - beta2), exp_avg_sq))
+    update = exp_avg / (exp_avg_sq.sqrt() / bias2_sqrt + eps) * step_size.unsqueeze(1)
+    return torch.where(on, update, 0.0)  # a row that never stepped has 0 / 0 there

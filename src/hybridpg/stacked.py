@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from hybridpg.networks import LOG_2PI, Policy, gaussian_log_prob
+from hybridpg.optim import masked_adam_update
 
 
 def stack_parameters(modules: Sequence[nn.Module]) -> list[torch.Tensor]:
@@ -168,34 +169,11 @@ class StackedAdam:
     def step(self, active: torch.Tensor) -> None:
         """One Adam step for the seeds where ``active`` (bool ``[N]``) holds (every parameter has a gradient)."""
         grad = torch.cat([p.grad.reshape(p.shape[0], -1) for p in self.params], dim=1)  # type: ignore[union-attr]
-        update = stacked_adam_update(self.flat_avg, self.flat_avg_sq, self.steps, self.learning_rates(), grad,
-                                     active, self.betas, self.eps)
+        update = masked_adam_update(self.flat_avg, self.flat_avg_sq, self.steps, self.learning_rates(), grad,
+                                    active, self.betas, self.eps)
         for p, u in zip(self.params, update.split(self.sizes, dim=1), strict=True):
             p.sub_(u.view_as(p))
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
-
-
-def stacked_adam_update(exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, steps: torch.Tensor, lrs: torch.Tensor,
-                        grad: torch.Tensor, taken: torch.Tensor, betas: tuple[float, float],
-                        eps: float) -> torch.Tensor:
-    """Adam on ``[N, P]`` moments for the seeds in ``taken`` (bool ``[N]``): counts their steps and
-    moves their moments in place; returns the ``[N, P]`` change to subtract from the parameters,
-    exactly 0 for the other seeds (``StackedAdam.step`` and the compiled seed step share it)."""
-    beta1, beta2 = betas
-    steps.add_(taken.float())
-    counts = steps.double()  # bias corrections in double, as LeanAdam computes them
-    bias2_sqrt = torch.sqrt(1 - beta2**counts).float().unsqueeze(1)
-    # seeds that never stepped have bias1 = 0: their step size is 0, never inf
-    step_size = torch.where(taken, lrs.double() / (1 - beta1**counts).clamp_min(1e-30), 0.0).float()
-    on = taken.unsqueeze(1)
-    if not torch.compiler.is_compiling() and bool(taken.all()):  # eager, every seed: in place, no selects
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        return (exp_avg / exp_avg_sq.sqrt().div_(bias2_sqrt).add_(eps)).mul_(step_size.unsqueeze(1))
-    exp_avg.copy_(torch.where(on, torch.lerp(exp_avg, grad, 1 - beta1), exp_avg))
-    exp_avg_sq.copy_(torch.where(on, torch.addcmul(exp_avg_sq * beta2, grad, grad, value=1 - beta2), exp_avg_sq))
-    update = exp_avg / (exp_avg_sq.sqrt() / bias2_sqrt + eps) * step_size.unsqueeze(1)
-    return torch.where(on, update, 0.0)  # a seed that never stepped has 0 / 0 there
