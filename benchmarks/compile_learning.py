@@ -14,7 +14,11 @@ comparison: the eager runs were trained at another time, under another load.
     python benchmarks/compile_learning.py report [--env Hopper-v5] [--algo props]
 
 ``control`` trains the same seeds eagerly with today's code (the stored eager runs are older code),
-and ``report`` adds them when all are there.
+and ``report`` adds them when all are there. ``props-only`` and ``ppo-only`` train the same seeds with
+only one kind of step compiled (PROPS's behavior step, or PPO's step), to tell which one carries a
+difference between the compiled runs and the control:
+
+    python benchmarks/compile_learning.py props-only|ppo-only [--seeds 0-9]
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ import torch
 import yaml
 from _results import learning_check_main  # benchmarks/_results.py
 
+from hybridpg import gradient_step
 from hybridpg.algorithms import ALGORITHMS
 from hybridpg.algorithms.base import Agent
+from hybridpg.algorithms.ppo_loss import ppo_minibatch_loss
+from hybridpg.algorithms.props import props_minibatch_loss
 from hybridpg.experiments.runs import run_state
 from hybridpg.experiments.stats import per_env_iqm_with_ci, probability_of_improvement
 
@@ -87,14 +94,30 @@ def keep_records(run_dir: Path, target: Path) -> None:
     shutil.copy2(run_dir / "summary.json", target / "summary.json")  # last: marks the copy complete
 
 
+def compile_only(kind: str) -> None:
+    """From now on in this process, compile only one kind of minibatch step ("props" or "ppo")."""
+    keep = {"props": props_minibatch_loss, "ppo": ppo_minibatch_loss}[kind]
+    build = gradient_step.GradientStep.__init__
+
+    def init(self: gradient_step.GradientStep, loss_fn: Any, *args: Any, **kwargs: Any) -> None:
+        build(self, loss_fn, *args, **kwargs)
+        self.compile = self.compile and loss_fn is keep
+
+    gradient_step.GradientStep.__init__ = init  # type: ignore[method-assign]
+
+
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
-        out: Path = OUT, compiled: bool = True) -> None:
+        out: Path = OUT, compiled: bool = True, only: str | None = None) -> None:
     """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
     check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
-    same seeds eagerly with today's code, under ``out / "eager_now"``."""
+    same seeds eagerly with today's code, under ``out / "eager_now"``; ``only`` ("props" or "ppo")
+    compiles one kind of step, under ``out / "<only>_only"``."""
     torch.set_num_threads(1)
     if not compiled:
         scratch, out = scratch.with_name(scratch.name + "_eager"), out / "eager_now"
+    elif only is not None:
+        compile_only(only)
+        scratch, out = scratch.with_name(f"{scratch.name}_{only}_only"), out / f"{only}_only"
     for seed in seeds:
         run_dir = scratch / env / algo / f"seed{seed}"
         seconds = train_seed(env, algo, seed, run_dir, total, compiled)
@@ -185,5 +208,9 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False), report)
+    elif sys.argv[1:2] in (["props-only"], ["ppo-only"]):  # one kind of step compiled
+        only = sys.argv[1].removesuffix("-only")
+        sys.argv[1] = "run"
+        learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, only=only), report)
     else:
         learning_check_main(__doc__, run, report)
