@@ -24,6 +24,7 @@ alternates ``--kernel autograd`` with ``--kernel tanh_mlp`` on the current check
 
     git worktree add /tmp/hybridpg-old HEAD~1
     python benchmarks/ppo_step.py --compare /tmp/hybridpg-old/src --pairs 5
+    python benchmarks/ppo_step.py --compare /tmp/hybridpg-old/src --kernel compiled --old-kernel compiled
     python benchmarks/ppo_step.py --compare-kernels --pairs 6
     python benchmarks/ppo_step.py --env CartPole-v1 --compare-kernels --pairs 6
 """
@@ -204,12 +205,14 @@ def main() -> None:
                         help="the second arm of --compare-kernels")
     parser.add_argument("--compare", metavar="OLD_SRC", help="alternate processes with this src against ours")
     parser.add_argument("--compare-kernels", action="store_true", help="alternate --kernel autograd / --against")
+    parser.add_argument("--old-kernel", choices=["autograd", "compiled"], default="autograd",
+                        help="the kernel of --compare's old arm (compiled: time two versions of the compiled step)")
     parser.add_argument("--pairs", type=int, default=5, help="alternated old/new process pairs (--compare)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (used by --compare)")
     args = parser.parse_args()
     here = str(Path(__file__).resolve().parent.parent / "src")
     if args.compare:
-        arms = {"old": (args.compare, "autograd"), "new": (here, args.kernel)}
+        arms = {"old": (args.compare, args.old_kernel), "new": (here, args.kernel)}
         compare(arms, args.env, args.pairs, args.repeats, args.update)
         return
     if args.compare_kernels:

@@ -75,14 +75,17 @@ class GradientStep:
             return self.eager(batch, stop_above)
         buffers, step_count = flat
         group = self.optimizer.param_groups[0]
-        lr = torch.tensor([group["lr"]], dtype=torch.float64)
+        (beta1, beta2), t = group["betas"], float(step_count) + 1
+        # Adam's bias corrections for this step, rounded to float32 as LeanAdam's kernels do
+        hyper = torch.tensor([-group["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)])
         threshold = _threshold(stop_above)
-        settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, *group["betas"], group["eps"])
-        # the shared step count as the one row of masked_adam_update's counts: the graph counts the step
-        state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, step_count.view(1), lr, threshold)
+        settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
+        state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
             out, go = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
         taken = bool(go)  # the graph's own decision, so the step count agrees with what moved
+        if taken:
+            step_count.add_(1.0)
         return out, taken
 
     def eager(self, batch: tuple[Any, ...], stop_above: float | None) -> tuple[Any, bool]:
@@ -105,9 +108,9 @@ class GradientStep:
 
 
 def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.Tensor, exp_avg: torch.Tensor,
-                     exp_avg_sq: torch.Tensor, steps: torch.Tensor, lr: torch.Tensor, threshold: torch.Tensor,
+                     exp_avg_sq: torch.Tensor, hyper: torch.Tensor, threshold: torch.Tensor,
                      *batch: Any) -> tuple[Any, torch.Tensor]:
-    """The compiled step: gradient over the flat buffer ``theta``, clip, check, Adam's update in place."""
+    """The compiled step: gradient over the flat buffer ``theta``, clip, check, LeanAdam's update in place."""
     names, shapes, stop_on, max_norm, beta1, beta2, eps = settings
 
     def loss_of(flat: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -120,9 +123,13 @@ def _adam_step_graph(bound: nn.Module, settings: tuple[Any, ...], theta: torch.T
     scale = max_norm / (grad.norm() + 1e-6)
     grad = torch.where(scale < 1.0, grad * scale, grad)
     go = ~(getattr(out, stop_on).to(torch.float64) > threshold)  # NaN steps, as in the eager check
-    update = masked_adam_update(exp_avg.view(1, -1), exp_avg_sq.view(1, -1), steps, lr, grad.view(1, -1), go,
-                                (beta1, beta2), eps)
-    theta.sub_(update.view(-1))
+    # masked_adam_update's formula with one row, bias corrections precomputed outside: fewer scalar kernels
+    new_avg = torch.lerp(exp_avg, grad, 1 - beta1)
+    new_avg_sq = exp_avg_sq * beta2 + grad * grad * (1 - beta2)
+    denom = new_avg_sq.sqrt() / hyper[1] + eps
+    theta.copy_(torch.where(go, theta + hyper[0] * (new_avg / denom), theta))
+    exp_avg.copy_(torch.where(go, new_avg, exp_avg))
+    exp_avg_sq.copy_(torch.where(go, new_avg_sq, exp_avg_sq))
     return out, go
 
 

@@ -199,9 +199,8 @@ def masked_adam_update(exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, steps: t
     counts and lrs ``[N]``: the rows in ``taken`` (bool ``[N]``) count a step and move their moments in
     place; returns the ``[N, P]`` change to subtract from the parameters, exactly 0 in the other rows.
 
-    ``adam_step``'s update, written for the paths that step under a mask: seeds side by side
-    (``StackedAdam``) and the compiled gradient steps (one row for a single run), where the early
-    stop's decision is a tensor inside the graph. ``adam_step`` stays the eager single-run kernel."""
+    ``adam_step``'s update, written for seeds side by side (``StackedAdam`` and their compiled step),
+    where each seed's early stop is a mask, not a branch."""
     beta1, beta2 = betas
     steps.add_(taken.float())
     counts = steps.double()  # bias corrections in double, as LeanAdam computes them
