@@ -198,8 +198,8 @@ class OnPolicyAgent(_AgentAttributes):
         cfg = self.config
         n = data["obs"].shape[0]
         mb_size = max(n // cfg.n_minibatches, 1)
-        # the size once the buffer holds all b batches: compiled, the updates before then run eagerly
-        full_size = max(cfg.buffer_batches * cfg.n_steps // cfg.n_minibatches, 1)
+        # compiled, only the full buffer's size runs through the graph: earlier updates run eagerly
+        full_size = cfg.full_minibatch_size
         # one gather per epoch of all per-sample columns, then cheap slices per minibatch
         columns = [data["obs"], data["actions"].reshape(n, -1),
                    *(data[k].view(n, 1) for k in ("logp", "advantages", "returns", "values"))]

@@ -54,7 +54,7 @@ def ppo_update_seeds(
     stats = torch.zeros(3, seeds)  # policy loss, value loss, entropy of each seed's last step
     stepped = torch.zeros(seeds, dtype=torch.bool)
     # compiled, only the minibatch size of a full buffer (as a single run's update does)
-    full_size = max(cfg.buffer_batches * cfg.n_steps // cfg.n_minibatches, 1)
+    full_size = cfg.full_minibatch_size
     layout = (policy.discrete, policy.action_dim, len(policy.parameters))
     step = StackedGradientStep(_ppo_loss, layout, [*policy.parameters, *value.parameters], adam, cfg.max_grad_norm,
                                compile=cfg.compile)

@@ -47,6 +47,11 @@ class OnPolicyConfig(BaseConfig):
     bc_batch_size: int = _f(256, "BC minibatch size")
     bc_lr: float = _f(1e-3, "BC Adam step size")
 
+    @property
+    def full_minibatch_size(self) -> int:
+        """PPO's minibatch size once the buffer holds all b batches (the size a compiled step compiles)."""
+        return max(self.buffer_batches * self.n_steps // self.n_minibatches, 1)
+
     def validate(self) -> None:
         super().validate()
         _require(self.n_steps >= 1, "n_steps", self.n_steps, "must be >= 1")
