@@ -19,6 +19,15 @@ only one kind of step compiled (PROPS's behavior step, or PPO's step), to tell w
 difference between the compiled runs and the control:
 
     python benchmarks/compile_learning.py props-only|ppo-only [--seeds 0-9]
+
+``f64-compiled`` and ``f64-eager`` train the same seeds both ways with every network, optimizer
+state and stored per-sample column in float64 (the library has no dtype switch: the process sets
+torch's default dtype and casts the networks' inputs). If the float32 gap comes from rounding,
+the two float64 arms meet; which float32 arm they land near tells which path's rounding moves
+learning. The sampling-error diagnostic is off in these arms (it casts to float32 and feeds
+nothing back into training):
+
+    python benchmarks/compile_learning.py f64-compiled|f64-eager [--seeds 0-9]
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import dataclasses
 import json
 import shutil
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +46,7 @@ import yaml
 from _results import learning_check_main  # benchmarks/_results.py
 
 from hybridpg import gradient_step
-from hybridpg.algorithms import ALGORITHMS
+from hybridpg.algorithms import ALGORITHMS, onpolicy
 from hybridpg.algorithms.base import Agent
 from hybridpg.algorithms.ppo_loss import ppo_minibatch_loss
 from hybridpg.algorithms.props import props_minibatch_loss
@@ -49,7 +59,7 @@ OUT = Path("benchmarks/results/compile_learning")
 
 
 def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None = None,
-               compiled: bool = True) -> float | None:
+               compiled: bool = True, **overrides: Any) -> float | None:
     """Train (or resume) one run, compiled or (the control) eager; its wall seconds, or None when it
     had already finished."""
     state = run_state(run_dir)
@@ -72,7 +82,8 @@ def train_seed(env: str, algo: str, seed: int, run_dir: Path, total: int | None 
         doc = yaml.safe_load(stored.read_text())
         if doc["env"] != env or doc["algo"] != algo:
             raise SystemExit(f"{stored}: config.yaml is for another run")
-        config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=compiled)
+        config = dataclasses.replace(ALGORITHMS[algo].config_cls.from_saved(doc["config"]), compile=compiled,
+                                     **overrides)
         agent = ALGORITHMS[algo](env, seed=seed, config=config)
         remaining = int(doc["total_timesteps"]) if total is None else total
     try:
@@ -106,21 +117,45 @@ def compile_only(kind: str) -> None:
     gradient_step.GradientStep.__init__ = init  # type: ignore[method-assign]
 
 
+def in_float64() -> None:
+    """From now on in this process, train in float64: new tensors default to it, every module's
+    float32 inputs are cast up, and the on-policy buffer's columns are built in float64."""
+    torch.set_default_dtype(torch.float64)
+
+    def cast_inputs(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        del module
+        return tuple(a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a for a in args)
+
+    torch.nn.modules.module.register_module_forward_pre_hook(cast_inputs)
+    # onpolicy.py builds its tensors with ``.astype(np.float32)``: give it a numpy whose float32 is float64
+    wide = types.ModuleType("numpy_float64")
+    wide.__dict__.update(np.__dict__)
+    wide.float32 = np.float64  # type: ignore[attr-defined]
+    onpolicy.np = wide  # type: ignore[attr-defined]
+
+
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
-        out: Path = OUT, compiled: bool = True, only: str | None = None) -> None:
+        out: Path = OUT, compiled: bool = True, only: str | None = None, float64: bool = False) -> None:
     """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
     check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
     same seeds eagerly with today's code, under ``out / "eager_now"``; ``only`` ("props" or "ppo")
-    compiles one kind of step, under ``out / "<only>_only"``."""
+    compiles one kind of step, under ``out / "<only>_only"``; ``float64`` trains in float64, under
+    ``out / "f64_compiled"`` or ``out / "f64_eager"``."""
     torch.set_num_threads(1)
-    if not compiled:
+    overrides: dict[str, Any] = {}
+    if float64:
+        in_float64()
+        overrides["se_freq"] = 0
+        arm = "f64_compiled" if compiled else "f64_eager"
+        scratch, out = scratch.with_name(f"{scratch.name}_{arm}"), out / arm
+    elif not compiled:
         scratch, out = scratch.with_name(scratch.name + "_eager"), out / "eager_now"
     elif only is not None:
         compile_only(only)
         scratch, out = scratch.with_name(f"{scratch.name}_{only}_only"), out / f"{only}_only"
     for seed in seeds:
         run_dir = scratch / env / algo / f"seed{seed}"
-        seconds = train_seed(env, algo, seed, run_dir, total, compiled)
+        seconds = train_seed(env, algo, seed, run_dir, total, compiled, **overrides)
         if seconds is None:
             print(f"seed {seed}: already finished, skipped", flush=True)
         else:
@@ -192,11 +227,29 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
         lines.append(f"- P(compiled > eager with today's code): {vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
         control_doc = {"iqm_final_return": est, "finals": control,
                        "p_compiled_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
+    arms_doc = {}
+    for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager"):  # the diagnostic arms present
+        arm_root = out / arm / "runs" / env / algo
+        common = sorted(int(d.name[4:]) for d in arm_root.glob("seed*")
+                        if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
+        if len(common) < 2:
+            continue
+        ours = [_evals(arm_root / f"seed{k}")[-1][1] for k in common]
+        theirs = [_evals(control_root / f"seed{k}")[-1][1] for k in common]
+        est = _estimate(ours)
+        vs = probability_of_improvement(np.asarray(ours)[:, None], np.asarray(theirs)[:, None])
+        high = sum(r > 2500 for r in ours)
+        lines.append(f"- {arm}, seeds {common[0]}-{common[-1]} ({len(common)}): IQM {est['iqm']:.1f} "
+                     f"[{est['low']:.1f}, {est['high']:.1f}], {high} above 2500; P({arm} > control) = "
+                     f"{vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
+        arms_doc[arm] = {"seeds": common, "finals": ours, "iqm_final_return": est, "above_2500": high,
+                         "p_arm_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
     doc = {"env": env, "algo": algo, "seeds": seeds, "metric": "final eval/return_mean",
            "eager_runs": str(eager_root), "compiled_runs": str(compiled_root),
            "iqm_final_return": estimates,
            "p_compiled_gt_eager": {"point": poi.point, "low": poi.low, "high": poi.high},
-           "per_seed": rows, "eager_now_control": control_doc}
+           "per_seed": rows, "eager_now_control": control_doc,
+           "diagnostic_arms": arms_doc}
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     print("\n".join(lines))
@@ -208,6 +261,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False), report)
+    elif sys.argv[1:2] in (["f64-compiled"], ["f64-eager"]):  # both paths in float64
+        compiled = sys.argv[1] == "f64-compiled"
+        sys.argv[1] = "run"
+        learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=compiled,
+                                                                 float64=True), report)
     elif sys.argv[1:2] in (["props-only"], ["ppo-only"]):  # one kind of step compiled
         only = sys.argv[1].removesuffix("-only")
         sys.argv[1] = "run"
