@@ -28,6 +28,13 @@ learning. The sampling-error diagnostic is off in these arms (it casts to float3
 nothing back into training):
 
     python benchmarks/compile_learning.py f64-compiled|f64-eager [--seeds 0-9]
+
+``divergence`` reads the full metrics of the runs trained here (the scratch folders under runs/)
+and reports, per seed, the first PPO update after which the compiled run's policy entropy differs
+from the control's by more than 1e-4 (when one path's rounding has sent the two onto different
+trajectories), and each arm's mean entropy over the first PPO updates:
+
+    python benchmarks/compile_learning.py divergence
 """
 
 from __future__ import annotations
@@ -255,10 +262,41 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     print("\n".join(lines))
 
 
+def divergence(env: str = "Hopper-v5", algo: str = "props", scratch: Path = SCRATCH, out: Path = OUT) -> None:
+    def ppo_lines(run_dir: Path) -> list[dict[str, float]]:
+        return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                if '"losses/epochs_run"' in line]
+
+    arms = {"compiled": scratch, "control": scratch.with_name(scratch.name + "_eager"),
+            "f64_compiled": scratch.with_name(scratch.name + "_f64_compiled"),
+            "f64_eager": scratch.with_name(scratch.name + "_f64_eager")}
+    runs = {arm: {int(d.name[4:]): ppo_lines(d) for d in (root / env / algo).glob("seed*")
+                  if (d / "summary.json").exists()} for arm, root in arms.items()}
+    first: dict[int, int | None] = {}
+    for seed in sorted(set(runs["compiled"]) & set(runs["control"])):
+        ours, theirs = runs["compiled"][seed], runs["control"][seed]
+        first[seed] = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False))
+                            if abs(a["losses/entropy"] - b["losses/entropy"]) > 1e-4), None)
+    counts = {str(k): sum(v == k for v in first.values()) for k in sorted({v for v in first.values() if v is not None})}
+    print(f"first PPO update with an entropy gap > 1e-4, compiled vs control, over {len(first)} seeds: {counts}"
+          f"; never: {sum(v is None for v in first.values())}")
+    updates = [0, 1, 2, 3, 4, 6, 8, 10, 15, 20]
+    entropy = {arm: {i: float(np.mean([r[i]["losses/entropy"] for r in per_seed.values()])) for i in updates}
+               for arm, per_seed in runs.items() if per_seed}
+    for arm, row in entropy.items():
+        print(f"{arm} ({len(runs[arm])} seeds) mean entropy after PPO update " +
+              ", ".join(f"{i}: {v:.4f}" for i, v in row.items()))
+    doc = {"env": env, "algo": algo, "first_diverging_ppo_update": first, "counts": counts,
+           "mean_entropy": entropy, "seeds": {arm: sorted(r) for arm, r in runs.items()}}
+    (out / "divergence.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
+    if sys.argv[1:2] == ["divergence"]:
+        divergence()
+    elif sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False), report)
     elif sys.argv[1:2] in (["f64-compiled"], ["f64-eager"]):  # both paths in float64
