@@ -29,6 +29,13 @@ nothing back into training):
 
     python benchmarks/compile_learning.py f64-compiled|f64-eager [--seeds 0-9]
 
+``graph-eager`` trains the same seeds through the compiled step's own function run eagerly, without
+torch.compile (``torch.func.grad``, the in-graph clip and Adam formula, on ATen's kernels): where
+its learning lands tells whether a gap between the compiled runs and the control comes with the
+step's formulation or with inductor's kernels:
+
+    python benchmarks/compile_learning.py graph-eager [--seeds 0-9]
+
 ``divergence`` reads the full metrics of the runs trained here (the scratch folders under runs/)
 and reports, per seed, the first PPO update after which the compiled run's policy entropy differs
 from the control's by more than 1e-4 (when one path's rounding has sent the two onto different
@@ -141,8 +148,17 @@ def in_float64() -> None:
     onpolicy.np = wide  # type: ignore[attr-defined]
 
 
+def graph_uncompiled() -> None:
+    """From now on in this process, steps with ``compile=True`` run the compiled step's function eagerly."""
+    def call(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    gradient_step.compiled_call = call  # type: ignore[assignment]
+
+
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
-        out: Path = OUT, compiled: bool = True, only: str | None = None, float64: bool = False) -> None:
+        out: Path = OUT, compiled: bool = True, only: str | None = None, float64: bool = False,
+        graph_eager: bool = False) -> None:
     """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
     check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
     same seeds eagerly with today's code, under ``out / "eager_now"``; ``only`` ("props" or "ppo")
@@ -155,6 +171,9 @@ def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scra
         overrides["se_freq"] = 0
         arm = "f64_compiled" if compiled else "f64_eager"
         scratch, out = scratch.with_name(f"{scratch.name}_{arm}"), out / arm
+    elif graph_eager:
+        graph_uncompiled()
+        scratch, out = scratch.with_name(scratch.name + "_graph_eager"), out / "graph_eager"
     elif not compiled:
         scratch, out = scratch.with_name(scratch.name + "_eager"), out / "eager_now"
     elif only is not None:
@@ -235,7 +254,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
         control_doc = {"iqm_final_return": est, "finals": control,
                        "p_compiled_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
     arms_doc = {}
-    for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager"):  # the diagnostic arms present
+    for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
         arm_root = out / arm / "runs" / env / algo
         common = sorted(int(d.name[4:]) for d in arm_root.glob("seed*")
                         if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
@@ -304,6 +323,9 @@ if __name__ == "__main__":
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=compiled,
                                                                  float64=True), report)
+    elif sys.argv[1:2] == ["graph-eager"]:  # the compiled step's function, not compiled
+        sys.argv[1] = "run"
+        learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, graph_eager=True), report)
     elif sys.argv[1:2] in (["props-only"], ["ppo-only"]):  # one kind of step compiled
         only = sys.argv[1].removesuffix("-only")
         sys.argv[1] = "run"
