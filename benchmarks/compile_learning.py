@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 import torch
 import yaml
 from _results import learning_check_main  # benchmarks/_results.py
@@ -253,6 +254,8 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
         lines.append(f"- P(compiled > eager with today's code): {vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
         control_doc = {"iqm_final_return": est, "finals": control,
                        "p_compiled_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
+    compiled_all = [_evals(d)[-1][1] for d in sorted(compiled_root.glob("seed*")) if (d / "summary.json").exists()]
+    control_all = [_evals(d)[-1][1] for d in sorted(control_root.glob("seed*")) if (d / "summary.json").exists()]
     arms_doc = {}
     for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
         arm_root = out / arm / "runs" / env / algo
@@ -270,12 +273,25 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
                      f"{vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
         arms_doc[arm] = {"seeds": common, "finals": ours, "iqm_final_return": est, "above_2500": high,
                          "p_arm_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
+    # runs end near 1000 (stuck) or above 3000 (hopping): do the arms share one rate of hopping?
+    counts = {"control": sum(r > 2500 for r in control_all), "stored_eager": sum(r > 2500 for r in finals["eager"]),
+              "compiled": sum(r > 2500 for r in compiled_all)}
+    sizes = {"control": len(control_all), "stored_eager": len(finals["eager"]), "compiled": len(compiled_all)}
+    for arm, arm_doc in arms_doc.items():
+        counts[arm], sizes[arm] = arm_doc["above_2500"], len(arm_doc["seeds"])
+    homogeneity = {}
+    for label, left_out in (("all arms", ()), ("without the eager float32 arms", ("control", "stored_eager"))):
+        table = [[counts[a], sizes[a] - counts[a]] for a in counts if a not in left_out]
+        homogeneity[label] = float(scipy.stats.chi2_contingency(table)[1])
+        lines.append(f"- one rate of runs above 2500 across {label} (chi-square test of homogeneity): "
+                     f"p = {homogeneity[label]:.4f}")
     doc = {"env": env, "algo": algo, "seeds": seeds, "metric": "final eval/return_mean",
            "eager_runs": str(eager_root), "compiled_runs": str(compiled_root),
            "iqm_final_return": estimates,
            "p_compiled_gt_eager": {"point": poi.point, "low": poi.low, "high": poi.high},
            "per_seed": rows, "eager_now_control": control_doc,
-           "diagnostic_arms": arms_doc}
+           "diagnostic_arms": arms_doc,
+           "above_2500": {"counts": counts, "runs": sizes, "homogeneity_p": homogeneity}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
     print("\n".join(lines))
