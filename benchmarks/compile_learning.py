@@ -164,7 +164,8 @@ def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scra
     check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
     same seeds eagerly with today's code, under ``out / "eager_now"``; ``only`` ("props" or "ppo")
     compiles one kind of step, under ``out / "<only>_only"``; ``float64`` trains in float64, under
-    ``out / "f64_compiled"`` or ``out / "f64_eager"``."""
+    ``out / "f64_compiled"`` or ``out / "f64_eager"``; ``graph_eager`` runs the compiled step's
+    function without compiling it, under ``out / "graph_eager"``."""
     torch.set_num_threads(1)
     overrides: dict[str, Any] = {}
     if float64:
@@ -205,6 +206,14 @@ def _estimate(values: list[float]) -> dict[str, Any]:
     return {"iqm": est.point, "low": est.low, "high": est.high, "mean": float(np.mean(values)), "n": len(values)}
 
 
+def _finals_with_control(arm_root: Path, control_root: Path) -> tuple[list[int], list[float], list[float]]:
+    """The seeds finished in both ``arm_root`` and the control, and each side's final returns on them."""
+    common = sorted(int(d.name[4:]) for d in arm_root.glob("seed*")
+                    if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
+    return (common, [_evals(arm_root / f"seed{k}")[-1][1] for k in common],
+            [_evals(control_root / f"seed{k}")[-1][1] for k in common])
+
+
 def report(env: str, algo: str, *, out: Path = OUT) -> None:
     compiled_root, eager_root = out / "runs" / env / algo, EAGER / env / algo
     seeds = sorted(int(d.name[4:]) for d in compiled_root.glob("seed*")
@@ -232,11 +241,8 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     poi = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(finals["eager"])[:, None])
     lines.append(f"- P(compiled > eager): {poi.point:.3f} [{poi.low:.3f}, {poi.high:.3f}]")
     control_root = out / "eager_now" / "runs" / env / algo  # the control: eager, today's code, same seeds
-    both = sorted(int(d.name[4:]) for d in compiled_root.glob("seed*")
-                  if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
+    both, ours, theirs = _finals_with_control(compiled_root, control_root)
     if len(both) > len(seeds):  # extra seeds only the compiled arm and the control ran
-        ours = [_evals(compiled_root / f"seed{k}")[-1][1] for k in both]
-        theirs = [_evals(control_root / f"seed{k}")[-1][1] for k in both]
         est_c, est_e = _estimate(ours), _estimate(theirs)
         vs_all = probability_of_improvement(np.asarray(ours)[:, None], np.asarray(theirs)[:, None])
         lines.append(f"- seeds {both[0]}-{both[-1]} ({len(both)}): compiled IQM {est_c['iqm']:.1f} "
@@ -258,13 +264,9 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     control_all = [_evals(d)[-1][1] for d in sorted(control_root.glob("seed*")) if (d / "summary.json").exists()]
     arms_doc = {}
     for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
-        arm_root = out / arm / "runs" / env / algo
-        common = sorted(int(d.name[4:]) for d in arm_root.glob("seed*")
-                        if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
+        common, ours, theirs = _finals_with_control(out / arm / "runs" / env / algo, control_root)
         if len(common) < 2:
             continue
-        ours = [_evals(arm_root / f"seed{k}")[-1][1] for k in common]
-        theirs = [_evals(control_root / f"seed{k}")[-1][1] for k in common]
         est = _estimate(ours)
         vs = probability_of_improvement(np.asarray(ours)[:, None], np.asarray(theirs)[:, None])
         high = sum(r > 2500 for r in ours)
@@ -300,6 +302,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
 
 
 def divergence(env: str = "Hopper-v5", algo: str = "props", scratch: Path = SCRATCH, out: Path = OUT) -> None:
+    """Where each seed's compiled run and control part, and each arm's mean early entropy (module docstring)."""
     def ppo_lines(run_dir: Path) -> list[dict[str, float]]:
         return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                 if '"losses/epochs_run"' in line]
