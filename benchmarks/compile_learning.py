@@ -157,6 +157,15 @@ def graph_uncompiled() -> None:
     gradient_step.compiled_call = call  # type: ignore[assignment]
 
 
+def arm_folders(arm: str, scratch: Path = SCRATCH, out: Path = OUT) -> tuple[Path, Path]:
+    """Where an arm trains (its scratch folder, full metrics) and where it keeps its records: "compiled"
+    is the main arm, "control" the eager one; the others are named as their records' folders."""
+    if arm == "compiled":
+        return scratch, out
+    suffix, kept = ("eager", "eager_now") if arm == "control" else (arm, arm)
+    return scratch.with_name(f"{scratch.name}_{suffix}"), out / kept
+
+
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
         out: Path = OUT, compiled: bool = True, only: str | None = None, float64: bool = False,
         graph_eager: bool = False) -> None:
@@ -168,19 +177,20 @@ def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scra
     function without compiling it, under ``out / "graph_eager"``."""
     torch.set_num_threads(1)
     overrides: dict[str, Any] = {}
+    arm = "compiled"
     if float64:
         in_float64()
         overrides["se_freq"] = 0
         arm = "f64_compiled" if compiled else "f64_eager"
-        scratch, out = scratch.with_name(f"{scratch.name}_{arm}"), out / arm
     elif graph_eager:
         graph_uncompiled()
-        scratch, out = scratch.with_name(scratch.name + "_graph_eager"), out / "graph_eager"
+        arm = "graph_eager"
     elif not compiled:
-        scratch, out = scratch.with_name(scratch.name + "_eager"), out / "eager_now"
+        arm = "control"
     elif only is not None:
         compile_only(only)
-        scratch, out = scratch.with_name(f"{scratch.name}_{only}_only"), out / f"{only}_only"
+        arm = f"{only}_only"
+    scratch, out = arm_folders(arm, scratch, out)
     for seed in seeds:
         run_dir = scratch / env / algo / f"seed{seed}"
         seconds = train_seed(env, algo, seed, run_dir, total, compiled, **overrides)
@@ -240,7 +250,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
                      f"(mean {est['mean']:.1f}, n={est['n']})")
     poi = probability_of_improvement(np.asarray(finals["compiled"])[:, None], np.asarray(finals["eager"])[:, None])
     lines.append(f"- P(compiled > eager): {poi.point:.3f} [{poi.low:.3f}, {poi.high:.3f}]")
-    control_root = out / "eager_now" / "runs" / env / algo  # the control: eager, today's code, same seeds
+    control_root = arm_folders("control", out=out)[1] / "runs" / env / algo  # eager, today's code, same seeds
     both, ours, theirs = _finals_with_control(compiled_root, control_root)
     if len(both) > len(seeds):  # extra seeds only the compiled arm and the control ran
         est_c, est_e = _estimate(ours), _estimate(theirs)
@@ -264,7 +274,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     control_all = [_evals(d)[-1][1] for d in sorted(control_root.glob("seed*")) if (d / "summary.json").exists()]
     arms_doc = {}
     for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
-        common, ours, theirs = _finals_with_control(out / arm / "runs" / env / algo, control_root)
+        common, ours, theirs = _finals_with_control(arm_folders(arm, out=out)[1] / "runs" / env / algo, control_root)
         if len(common) < 2:
             continue
         est = _estimate(ours)
@@ -307,9 +317,7 @@ def divergence(env: str = "Hopper-v5", algo: str = "props", scratch: Path = SCRA
         return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                 if '"losses/epochs_run"' in line]
 
-    arms = {"compiled": scratch, "control": scratch.with_name(scratch.name + "_eager"),
-            "f64_compiled": scratch.with_name(scratch.name + "_f64_compiled"),
-            "f64_eager": scratch.with_name(scratch.name + "_f64_eager")}
+    arms = {arm: arm_folders(arm, scratch)[0] for arm in ("compiled", "control", "f64_compiled", "f64_eager")}
     runs = {arm: {int(d.name[4:]): ppo_lines(d) for d in (root / env / algo).glob("seed*")
                   if (d / "summary.json").exists()} for arm, root in arms.items()}
     first: dict[int, int | None] = {}
