@@ -311,6 +311,56 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     print("\n".join(lines))
 
 
+ARMS = ("control", "compiled", "stored_eager", "props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager")
+
+
+def _arm_finals(arm: str, env: str, algo: str, out: Path = OUT) -> dict[int, float]:
+    """Each finished seed's final evaluation return in one arm's records ("stored_eager": the PROPS RL
+    comparison's eager runs)."""
+    root = (EAGER if arm == "stored_eager" else arm_folders(arm, out=out)[1] / "runs") / env / algo
+    return {int(d.name[4:]): _evals(d)[-1][1] for d in sorted(root.glob("seed*")) if (d / "summary.json").exists()}
+
+
+def arms(env: str, algo: str, seeds: list[int] | None = None, threshold: float = 2500.0, out: Path = OUT) -> None:
+    """Every arm trained for ``env``/``algo`` (on ``seeds`` where given) against the control: IQM final
+    return, runs ending above ``threshold`` (Hopper's runs end stuck near 1000 or hopping above 3000),
+    and, on the seeds both ran, P(arm > control) and Fisher's exact test of the two counts."""
+    control = _arm_finals("control", env, algo, out)
+    lines = [f"# {algo} on {env}: every arm against the eager float32 control (final evaluation return)", "",
+             f"| arm | seeds | IQM [95% CI] | above {threshold:g} | P(arm > control), common seeds | "
+             "Fisher p vs control, common seeds |", "|---|---|---|---|---|---|"]
+    doc: dict[str, Any] = {"env": env, "algo": algo, "threshold": threshold, "arms": {}}
+    for arm in ARMS:
+        finals = {k: v for k, v in _arm_finals(arm, env, algo, out).items() if seeds is None or k in seeds}
+        if len(finals) < 2:
+            continue
+        ours = list(finals.values())
+        est, high = _estimate(ours), sum(r > threshold for r in ours)
+        entry: dict[str, Any] = {"seeds": sorted(finals), "finals": ours, "iqm_final_return": est, "above": high}
+        vs_text = fisher_text = "-"
+        common = sorted(k for k in finals if k in control)
+        if arm != "control" and len(common) >= 2:
+            mine, theirs = [finals[k] for k in common], [control[k] for k in common]
+            vs = probability_of_improvement(np.asarray(mine)[:, None], np.asarray(theirs)[:, None])
+            up = [sum(r > threshold for r in side) for side in (mine, theirs)]
+            fisher = float(scipy.stats.fisher_exact([[up[0], len(common) - up[0]], [up[1], len(common) - up[1]]])[1])
+            vs_text = f"{vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}] (n={len(common)})"
+            fisher_text = f"{fisher:.2g} ({up[0]} vs {up[1]})"
+            entry["vs_control"] = {"seeds": common, "p_arm_gt_control": {"point": vs.point, "low": vs.low,
+                                                                         "high": vs.high},
+                                   "above": up, "fisher_p": fisher}
+        doc["arms"][arm] = entry
+        span = f"{min(finals)}-{max(finals)} ({len(finals)})"
+        lines.append(f"| {arm} | {span} | {est['iqm']:.1f} [{est['low']:.1f}, {est['high']:.1f}] | "
+                     f"{high} of {len(ours)} | {vs_text} | {fisher_text} |")
+    if not doc["arms"]:
+        raise SystemExit(f"no arm has two finished {algo} runs on {env} under {out}")
+    name = f"arms_{env}_{algo}" + ("" if seeds is None else f"_seeds{min(seeds)}-{max(seeds)}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print("\n".join(lines))
+
+
 def divergence(env: str = "Hopper-v5", algo: str = "props", scratch: Path = SCRATCH, out: Path = OUT) -> None:
     """Where each seed's compiled run and control part, and each arm's mean early entropy (module docstring)."""
     def ppo_lines(run_dir: Path) -> list[dict[str, float]]:
@@ -344,6 +394,19 @@ if __name__ == "__main__":
 
     if sys.argv[1:2] == ["divergence"]:
         divergence()
+    elif sys.argv[1:2] == ["arms"]:  # ``arms [--env E] [--algo A] [--seeds S] [--threshold R]``
+        import argparse
+
+        from hybridpg.experiments.spec_file import parse_seeds
+
+        parser = argparse.ArgumentParser(description="every arm against the eager control")
+        parser.add_argument("command", choices=["arms"])
+        parser.add_argument("--env", default="Hopper-v5")
+        parser.add_argument("--algo", default="props")
+        parser.add_argument("--seeds", default=None)
+        parser.add_argument("--threshold", type=float, default=2500.0)
+        args = parser.parse_args()
+        arms(args.env, args.algo, None if args.seeds is None else parse_seeds(args.seeds), args.threshold)
     elif sys.argv[1:2] == ["control"]:  # the eager control: ``control [--seeds S]``, then ``report``
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False), report)
