@@ -42,6 +42,12 @@ from the control's by more than 1e-4 (when one path's rounding has sent the two 
 trajectories), and each arm's mean entropy over the first PPO updates:
 
     python benchmarks/compile_learning.py divergence
+
+``arms`` tabulates every arm trained for one env and algorithm (on the given seeds, or all) against
+the control: IQM final return, runs ending above a threshold (Hopper's runs end stuck near 1000 or
+hopping above 3000), and on the seeds both ran, P(arm > control) and Fisher's exact test:
+
+    python benchmarks/compile_learning.py arms [--algo props] [--seeds 30-44] [--threshold 2500]
 """
 
 from __future__ import annotations
