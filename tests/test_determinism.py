@@ -41,3 +41,25 @@ def test_same_seed_same_result(algo: str, env_id: str, config: dict[str, Any], t
     # the seed matters: another seed gives other parameters and other episodes
     assert not all(torch.equal(p1[k], p3[k]) for k in p1)
     assert m1 != m3
+
+
+def test_a_deep_copy_of_an_agent_trains_on_exactly_as_the_original() -> None:
+    import copy
+
+    algo, env_id, config = CASES[2]  # PROPS: two LeanAdams (theta's and phi's) and a behavior policy
+    agent = ALGORITHMS[algo](env_id, seed=5, **config)
+    agent.learn(384, progress=False)
+    twin = copy.deepcopy(agent)
+    at_copy = {k: v.clone() for k, v in agent.state_dict()["algo_state"]["policy"].items()}
+    for a in (agent, twin):
+        a.learn(384, progress=False, reset=False)
+    ours, theirs = agent.state_dict()["algo_state"], twin.state_dict()["algo_state"]
+    agent.close()
+    twin.close()
+    for part in ("policy", "value"):
+        assert all(torch.equal(ours[part][k], theirs[part][k]) for k in ours[part])
+    # both trained on, each on its own memory
+    assert not all(torch.equal(ours["policy"][k], at_copy[k]) for k in at_copy)
+    assert agent.global_step == twin.global_step == 768
+    pairs = zip(agent.policy.parameters(), twin.policy.parameters(), strict=True)
+    assert all(p.data_ptr() != q.data_ptr() for p, q in pairs)

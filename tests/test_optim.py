@@ -143,3 +143,20 @@ def test_loading_a_state_dict_leaves_it_as_it_was_through_later_steps():
     opt.load_state_dict(snapshot)
     assert opt.flat_state() is not None  # the reloaded counts agree, so the step is shared again
     assert float(opt.state[next(net.parameters())]["step"]) == 1.0
+
+
+def test_a_copied_or_unpickled_lean_adam_keeps_stepping_like_the_original_on_its_own_buffers():
+    import pickle
+
+    net, _, ours, _ = _twin_nets(3, 2)
+    x = torch.randn(32, 5)
+    _step_both(x, (net, ours))
+    copies = [copy.deepcopy((net, ours)), pickle.loads(pickle.dumps((net, ours)))]
+    for _ in range(4):
+        _step_both(x, (net, ours), *copies)
+    for twin, twin_opt in copies:
+        assert twin_opt.flat_state() is not None  # flat buffers of its own, so the compiled step still applies
+        for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+        state, theirs = twin_opt.state_dict()["state"], ours.state_dict()["state"]
+        assert all(torch.equal(state[k][m], theirs[k][m]) for k in theirs for m in ("exp_avg", "exp_avg_sq", "step"))

@@ -100,6 +100,37 @@ class LeanAdam(torch.optim.Optimizer):
             return None
         return flat, step
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch's Optimizer copies and pickles only defaults, state and param_groups
+        state: dict[str, Any] = super().__getstate__()
+        state["fused"] = self.fused
+        state["flat_groups"] = [flat is not None for flat in self.flat]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        flat_groups = state.pop("flat_groups", None)
+        super().__setstate__(state)
+        if "flat" in self.__dict__:  # torch's load_state_dict comes through here too: the buffers stay
+            return
+        self.__dict__.setdefault("fused", False)
+        # a copy's parameters share one copied buffer among themselves only, so where the original kept
+        # flat buffers the copy gets its own, and its copied moments move into them
+        self.flat = []
+        for index, group in enumerate(self.param_groups):
+            trainable = [p for p in group["params"] if p.requires_grad]
+            if flat_groups is None:
+                flat = None if self.fused else FlatGroup.of(group["params"])
+            else:
+                flat = FlatGroup(trainable) if flat_groups[index] else None
+            self.flat.append(flat)
+            if flat is None:
+                continue
+            for p in trainable:
+                saved, views = self.state.get(p), flat.moments_of(p)
+                if saved and views is not None:
+                    saved["exp_avg"] = views[0].copy_(saved["exp_avg"])
+                    saved["exp_avg_sq"] = views[1].copy_(saved["exp_avg_sq"])
+
     def state_dict(self) -> dict[str, Any]:
         # one step tensor per parameter, as torch.optim.Adam keeps them: torch's Adam increments
         # each in place, so a shared one loaded there would count a step once per parameter
