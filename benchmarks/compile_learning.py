@@ -36,12 +36,6 @@ step's formulation or with inductor's kernels:
 
     python benchmarks/compile_learning.py graph-eager [--seeds 0-9]
 
-``f64-behavior`` trains the control's way (eager, float32) except that PROPS's behavior update runs
-in float64 (phi, theta's copy, Adam's moments and the buffer rows cast up for it, phi and the
-moments cast back): whether the eager float32 handicap sits in that update:
-
-    python benchmarks/compile_learning.py f64-behavior [--seeds 0-9]
-
 ``divergence`` reads the full metrics of the runs trained here (the scratch folders under runs/)
 and reports, per seed, the first PPO update after which the compiled run's policy entropy differs
 from the control's by more than 1e-4 (when one path's rounding has sent the two onto different
@@ -58,7 +52,6 @@ hopping above 3000), and on the seeds both ran, P(arm > control) and Fisher's ex
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import shutil
@@ -80,7 +73,6 @@ from hybridpg.algorithms.ppo_loss import ppo_minibatch_loss
 from hybridpg.algorithms.props import props_minibatch_loss
 from hybridpg.experiments.runs import run_state
 from hybridpg.experiments.stats import per_env_iqm_with_ci, probability_of_improvement
-from hybridpg.networks import make_adam
 
 EAGER = Path("benchmarks/results/props_rl/runs")
 SCRATCH = Path("runs/compile_learning")
@@ -163,28 +155,6 @@ def in_float64() -> None:
     onpolicy.np = wide  # type: ignore[attr-defined]
 
 
-def behavior_in_float64() -> None:
-    """From now on in this process, PROPS's behavior update runs in float64 and everything else as
-    usual (eager float32): phi, theta's copy, Adam's moments and the buffer rows are cast up for the
-    update, and phi and the moments cast back after it (phi restarts from theta before each update)."""
-    from hybridpg.algorithms import behavior as sampling
-    from hybridpg.algorithms.props import props_update
-
-    def update(phi: Any, reference: Any, optimizer: Any, obs: torch.Tensor, actions: torch.Tensor, cfg: Any,
-               generator: torch.Generator) -> dict[str, float]:
-        phi64, reference64 = copy.deepcopy(phi).double(), copy.deepcopy(reference).double()
-        optimizer64 = make_adam(phi64.parameters(), cfg.props_lr)
-        optimizer64.load_state_dict(optimizer.state_dict())  # torch casts the moments to the parameters' dtype
-        metrics = props_update(phi64, reference64, optimizer64, obs.double(), actions.double(), cfg, generator)
-        with torch.no_grad():
-            for p32, p64 in zip(phi.parameters(), phi64.parameters(), strict=True):
-                p32.copy_(p64)
-        optimizer.load_state_dict(optimizer64.state_dict())
-        return metrics
-
-    sampling.props_update = update  # type: ignore[assignment]
-
-
 def graph_uncompiled() -> None:
     """From now on in this process, steps with ``compile=True`` run the compiled step's function eagerly."""
     def call(fn: Any, *args: Any) -> Any:
@@ -204,14 +174,13 @@ def arm_folders(arm: str, scratch: Path = SCRATCH, out: Path = OUT) -> tuple[Pat
 
 def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scratch: Path = SCRATCH,
         out: Path = OUT, compiled: bool = True, only: str | None = None, float64: bool = False,
-        graph_eager: bool = False, behavior_f64: bool = False) -> None:
+        graph_eager: bool = False) -> None:
     """Train each seed with compile=True (``total`` overrides the saved step budget, for a quick
     check) and keep its records under ``out``; ``compiled=False`` trains the control instead: the
     same seeds eagerly with today's code, under ``out / "eager_now"``; ``only`` ("props" or "ppo")
     compiles one kind of step, under ``out / "<only>_only"``; ``float64`` trains in float64, under
     ``out / "f64_compiled"`` or ``out / "f64_eager"``; ``graph_eager`` runs the compiled step's
-    function without compiling it, under ``out / "graph_eager"``; ``behavior_f64`` trains eagerly with only
-    PROPS's behavior update in float64, under ``out / "f64_behavior"``."""
+    function without compiling it, under ``out / "graph_eager"``."""
     torch.set_num_threads(1)
     overrides: dict[str, Any] = {}
     arm = "compiled"
@@ -222,11 +191,6 @@ def run(env: str, algo: str, seeds: list[int], *, total: int | None = None, scra
     elif graph_eager:
         graph_uncompiled()
         arm = "graph_eager"
-    elif behavior_f64:
-        if compiled:
-            raise SystemExit("the f64-behavior arm is eager")
-        behavior_in_float64()
-        arm = "f64_behavior"
     elif not compiled:
         arm = "control"
     elif only is not None:
@@ -315,7 +279,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     compiled_all = [_evals(d)[-1][1] for d in sorted(compiled_root.glob("seed*")) if (d / "summary.json").exists()]
     control_all = [_evals(d)[-1][1] for d in sorted(control_root.glob("seed*")) if (d / "summary.json").exists()]
     arms_doc = {}
-    for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager", "f64_behavior"):  # those present
+    for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
         common, ours, theirs = _finals_with_control(arm_folders(arm, out=out)[1] / "runs" / env / algo, control_root)
         if len(common) < 2:
             continue
@@ -353,8 +317,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
     print("\n".join(lines))
 
 
-ARMS = ("control", "compiled", "stored_eager", "props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager",
-        "f64_behavior")
+ARMS = ("control", "compiled", "stored_eager", "props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager")
 
 
 def _arm_finals(arm: str, env: str, algo: str, out: Path = OUT) -> dict[int, float]:
@@ -458,10 +421,6 @@ if __name__ == "__main__":
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=compiled,
                                                                  float64=True), report)
-    elif sys.argv[1:2] == ["f64-behavior"]:  # eager, only PROPS's behavior update in float64
-        sys.argv[1] = "run"
-        learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, compiled=False,
-                                                                 behavior_f64=True), report)
     elif sys.argv[1:2] == ["graph-eager"]:  # the compiled step's function, not compiled
         sys.argv[1] = "run"
         learning_check_main(__doc__, lambda env, algo, seeds: run(env, algo, seeds, graph_eager=True), report)
