@@ -324,7 +324,8 @@ def _arm_finals(arm: str, env: str, algo: str, out: Path = OUT) -> dict[int, flo
     """Each finished seed's final evaluation return in one arm's records ("stored_eager": the PROPS RL
     comparison's eager runs)."""
     root = (EAGER if arm == "stored_eager" else arm_folders(arm, out=out)[1] / "runs") / env / algo
-    return {int(d.name[4:]): _evals(d)[-1][1] for d in sorted(root.glob("seed*")) if (d / "summary.json").exists()}
+    finals = {int(d.name[4:]): _evals(d)[-1][1] for d in root.glob("seed*") if (d / "summary.json").exists()}
+    return dict(sorted(finals.items()))  # by seed number, not folder name (seed10 before seed2)
 
 
 def arms(env: str, algo: str, seeds: list[int] | None = None, threshold: float = 2500.0, out: Path = OUT) -> None:
