@@ -108,7 +108,7 @@ class LeanAdam(torch.optim.Optimizer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        flat_groups = state.pop("flat_groups", None)
+        flat_groups = state.pop("flat_groups", [])
         super().__setstate__(state)
         if "flat" in self.__dict__:  # torch's load_state_dict comes through here too: the buffers stay
             return
@@ -118,10 +118,7 @@ class LeanAdam(torch.optim.Optimizer):
         self.flat = []
         for index, group in enumerate(self.param_groups):
             trainable = [p for p in group["params"] if p.requires_grad]
-            if flat_groups is None:
-                flat = None if self.fused else FlatGroup.of(group["params"])
-            else:
-                flat = FlatGroup(trainable) if flat_groups[index] else None
+            flat = FlatGroup(trainable) if index < len(flat_groups) and flat_groups[index] else None
             self.flat.append(flat)
             if flat is None:
                 continue
