@@ -222,12 +222,18 @@ def _estimate(values: list[float]) -> dict[str, Any]:
     return {"iqm": est.point, "low": est.low, "high": est.high, "mean": float(np.mean(values)), "n": len(values)}
 
 
+def _finals(root: Path) -> dict[int, float]:
+    """Each finished seed's final evaluation return under ``root``, by seed number (not folder name,
+    which puts seed10 before seed2)."""
+    finals = {int(d.name[4:]): _evals(d)[-1][1] for d in root.glob("seed*") if (d / "summary.json").exists()}
+    return dict(sorted(finals.items()))
+
+
 def _finals_with_control(arm_root: Path, control_root: Path) -> tuple[list[int], list[float], list[float]]:
     """The seeds finished in both ``arm_root`` and the control, and each side's final returns on them."""
-    common = sorted(int(d.name[4:]) for d in arm_root.glob("seed*")
-                    if (d / "summary.json").exists() and (control_root / d.name / "summary.json").exists())
-    return (common, [_evals(arm_root / f"seed{k}")[-1][1] for k in common],
-            [_evals(control_root / f"seed{k}")[-1][1] for k in common])
+    ours, theirs = _finals(arm_root), _finals(control_root)
+    common = [k for k in ours if k in theirs]
+    return common, [ours[k] for k in common], [theirs[k] for k in common]
 
 
 def report(env: str, algo: str, *, out: Path = OUT) -> None:
@@ -276,8 +282,7 @@ def report(env: str, algo: str, *, out: Path = OUT) -> None:
         lines.append(f"- P(compiled > eager with today's code): {vs.point:.3f} [{vs.low:.3f}, {vs.high:.3f}]")
         control_doc = {"iqm_final_return": est, "finals": control,
                        "p_compiled_gt_control": {"point": vs.point, "low": vs.low, "high": vs.high}}
-    compiled_all = [_evals(d)[-1][1] for d in sorted(compiled_root.glob("seed*")) if (d / "summary.json").exists()]
-    control_all = [_evals(d)[-1][1] for d in sorted(control_root.glob("seed*")) if (d / "summary.json").exists()]
+    compiled_all, control_all = list(_finals(compiled_root).values()), list(_finals(control_root).values())
     arms_doc = {}
     for arm in ("props_only", "ppo_only", "f64_compiled", "f64_eager", "graph_eager"):  # the diagnostic arms present
         common, ours, theirs = _finals_with_control(arm_folders(arm, out=out)[1] / "runs" / env / algo, control_root)
@@ -323,9 +328,7 @@ ARMS = ("control", "compiled", "stored_eager", "props_only", "ppo_only", "f64_co
 def _arm_finals(arm: str, env: str, algo: str, out: Path = OUT) -> dict[int, float]:
     """Each finished seed's final evaluation return in one arm's records ("stored_eager": the PROPS RL
     comparison's eager runs)."""
-    root = (EAGER if arm == "stored_eager" else arm_folders(arm, out=out)[1] / "runs") / env / algo
-    finals = {int(d.name[4:]): _evals(d)[-1][1] for d in root.glob("seed*") if (d / "summary.json").exists()}
-    return dict(sorted(finals.items()))  # by seed number, not folder name (seed10 before seed2)
+    return _finals((EAGER if arm == "stored_eager" else arm_folders(arm, out=out)[1] / "runs") / env / algo)
 
 
 def arms(env: str, algo: str, seeds: list[int] | None = None, threshold: float = 2500.0, out: Path = OUT) -> None:
@@ -343,7 +346,7 @@ def arms(env: str, algo: str, seeds: list[int] | None = None, threshold: float =
             continue
         ours = list(finals.values())
         est, high = _estimate(ours), sum(r > threshold for r in ours)
-        entry: dict[str, Any] = {"seeds": sorted(finals), "finals": ours, "iqm_final_return": est, "above": high}
+        entry: dict[str, Any] = {"seeds": list(finals), "finals": ours, "iqm_final_return": est, "above": high}
         vs_text = fisher_text = "-"
         common = sorted(k for k in finals if k in control)
         if arm != "control" and len(common) >= 2:
