@@ -15,7 +15,7 @@ from hybridpg.algorithms.props import props_minibatch_loss
 from hybridpg.config import PPOConfig, PROPSConfig
 from hybridpg.errors import ConfigError
 from hybridpg.gradient_step import GradientStep
-from hybridpg.networks import Policy, ValueNet, make_adam
+from hybridpg.networks import Policy, ValueNet, make_adam, tanh
 
 HOPPER = (11, gym.spaces.Box(-1.0, 1.0, (3,)))
 CARTPOLE = (4, gym.spaces.Discrete(2))
@@ -162,6 +162,23 @@ def test_a_compiled_run_follows_the_eager_run(algo, env_id, compiles):
     assert not all(torch.allclose(a, s) for a, s in zip(eager, start, strict=True))  # the updates moved them
     for agent in (*agents, fresh):
         agent.close()
+
+
+def test_the_compiled_tanh_matches_torch_tanh_and_its_gradient_everywhere(compiles):
+    """Inside a graph ``networks.tanh`` is an exp form: its values and gradients must be tanh's, and
+    stay finite where exp(2x) would overflow."""
+    edges = torch.tensor([0.0, 1e-8, -1e-8, 50.0, -50.0, 1e4, -1e4, 1e-3] * 8).expand(8, 64)
+    x = torch.cat([torch.randn(240, 64) * 3, edges])
+    weights = torch.randn(x.shape)
+
+    def value_and_grad(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return tanh(z), torch.func.grad(lambda u: (tanh(u) * weights).sum())(z)
+
+    y, grad = torch.compile(value_and_grad, dynamic=False)(x)
+    exact = torch.tanh(x.double())
+    torch.testing.assert_close(y.double(), exact, rtol=0, atol=3e-7)
+    torch.testing.assert_close(grad.double(), (1 - exact**2) * weights, rtol=0, atol=1e-6)
+    assert torch.equal(y[-8:, 3:7], torch.tensor([1.0, -1.0] * 2).expand(8, 4))
 
 
 def test_a_compiler_failure_is_one_config_error_line(monkeypatch):

@@ -23,10 +23,19 @@ from hybridpg.optim import LeanAdam
 LOG_2PI = math.log(2 * math.pi)
 
 
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """``torch.tanh``; inside a compiled graph written as 1 - 2 / (exp(2x) + 1), within 2e-7 of it,
+    because inductor's vectorized tanh on CPU costs several times its exp (BENCHMARKS.md, minibatch
+    step cost). The clamp keeps exp finite, so the gradient is never inf/inf."""
+    if torch.compiler.is_compiling():
+        return 1 - 2 / (torch.exp((2 * x).clamp_max(40.0)) + 1)
+    return torch.tanh(x)
+
+
 class MLP(nn.Sequential):
     """An ``nn.Sequential`` of Linear and activation layers with a leaner forward.
 
-    Calling ``F.linear``/``torch.tanh`` directly skips ``Module.__call__``'s hooks for every layer.
+    Calling ``F.linear``/``tanh`` directly skips ``Module.__call__``'s hooks for every layer.
     Layout, parameter names and indexing are those of ``nn.Sequential``.
     """
 
@@ -35,7 +44,7 @@ class MLP(nn.Sequential):
             if isinstance(layer, nn.Linear):
                 x = F.linear(x, layer.weight, layer.bias)
             elif isinstance(layer, nn.Tanh):
-                x = torch.tanh(x)
+                x = tanh(x)
             elif isinstance(layer, nn.ReLU):
                 x = torch.relu(x)
             else:

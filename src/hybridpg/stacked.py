@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hybridpg.networks import LOG_2PI, Policy, gaussian_log_prob
+from hybridpg.networks import LOG_2PI, Policy, gaussian_log_prob, tanh
 from hybridpg.optim import masked_adam_update
 
 
@@ -69,8 +69,8 @@ class StackedMLP:
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-            if i < last:  # compiled, inductor writes its own vectorized tanh
-                x = torch.tanh(x) if torch.compiler.is_compiling() else LogisticTanh.apply(x)
+            if i < last:
+                x = tanh(x) if torch.compiler.is_compiling() else LogisticTanh.apply(x)
         return x
 
 
