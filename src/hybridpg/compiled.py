@@ -39,7 +39,9 @@ def _compiled() -> Callable[..., Any]:
         # the CPU's flags already name its vector ISAs; inductor would also build a probe library per
         # ISA and load it in a fresh Python process, in every training process
         inductor.cpp.vec_isa_ok = True
-    return torch.compile(_call, dynamic=False)  # type: ignore[no-any-return]
+    # a C++ wrapper calls the kernels and allocates the buffers of a graph without the Python
+    # interpreter in between; at these sizes the Python wrapper is a large share of a step (BENCHMARKS.md)
+    return torch.compile(_call, dynamic=False, options={"cpp_wrapper": True})  # type: ignore[no-any-return]
 
 
 def compiled_call(fn: Callable[..., Any], *args: Any) -> Any:
