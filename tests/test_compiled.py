@@ -187,7 +187,7 @@ def test_a_compiler_failure_is_one_config_error_line(monkeypatch):
     def broken(*args, **kwargs):
         raise TorchRuntimeError("inductor could not find a C++ compiler\nlong details")
 
-    monkeypatch.setattr(compiled_module, "_compiled", lambda: broken)
+    monkeypatch.setattr(compiled_module, "_compiled", lambda cpp_wrapper: broken)
     policy, value = Policy(*HOPPER, (64, 64)), ValueNet(HOPPER[0], (64, 64))
     step = GradientStep(ppo_minibatch_loss, (policy, value), make_adam([*policy.parameters(), *value.parameters()],
                                                                        3e-4), 0.5, compile=True)

@@ -25,8 +25,12 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+def _call_by_cpp_wrapper(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)  # a code object of its own: dynamo keeps its graphs per code object
+
+
 @functools.cache
-def _compiled() -> Callable[..., Any]:
+def _compiled(cpp_wrapper: bool) -> Callable[..., Any]:
     import torch
 
     # a graph per step function, network shape, minibatch size and config: more than torch's default
@@ -39,16 +43,21 @@ def _compiled() -> Callable[..., Any]:
         # the CPU's flags already name its vector ISAs; inductor would also build a probe library per
         # ISA and load it in a fresh Python process, in every training process
         inductor.cpp.vec_isa_ok = True
-    # a C++ wrapper calls the kernels and allocates the buffers of a graph without the Python
-    # interpreter in between; at these sizes the Python wrapper is a large share of a step (BENCHMARKS.md)
-    return torch.compile(_call, dynamic=False, options={"cpp_wrapper": True})  # type: ignore[no-any-return]
+    if cpp_wrapper:  # an inductor option of this torch.compile alone, not a global setting
+        return torch.compile(_call_by_cpp_wrapper, dynamic=False, options={"cpp_wrapper": True})  # type: ignore[no-any-return]
+    return torch.compile(_call, dynamic=False)  # type: ignore[no-any-return]
 
 
-def compiled_call(fn: Callable[..., Any], *args: Any) -> Any:
+def compiled_call(fn: Callable[..., Any], *args: Any, cpp_wrapper: bool = False) -> Any:
     """``fn(*args)`` through its compiled graph (one per argument shapes). A failure to compile is a
-    one-line ``ConfigError`` instead of an inductor traceback."""
+    one-line ``ConfigError`` instead of an inductor traceback.
+
+    ``cpp_wrapper``: inductor's C++ wrapper calls the graph's kernels and allocates its buffers
+    without the Python interpreter in between. That pays where a graph is small and called often
+    (a single run's minibatch step); it makes a first compile slower, so a graph whose kernels
+    outweigh its wrapper (seeds stacked) goes without."""
     try:
-        return _compiled()(fn, *args)
+        return _compiled(cpp_wrapper)(fn, *args)
     except Exception as exc:  # inductor's errors have no common base class
         from torch._dynamo.exc import BackendCompilerFailed, TorchRuntimeError, Unsupported
 

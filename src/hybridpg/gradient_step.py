@@ -82,7 +82,7 @@ class GradientStep:
         settings = (*self._layout(buffers.params), self.stop_on, self.max_grad_norm, beta1, beta2, group["eps"])
         state = (buffers.param, buffers.exp_avg, buffers.exp_avg_sq, hyper, threshold)
         with torch.no_grad():
-            out, go = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch)
+            out, go = compiled_call(_adam_step_graph, self.bound, settings, *state, *batch, cpp_wrapper=True)
         taken = bool(go)  # the graph's own decision, so the step count agrees with what moved
         if taken:
             step_count.add_(1.0)
