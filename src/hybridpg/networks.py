@@ -27,7 +27,7 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
     """``torch.tanh``; inside a compiled graph written as 1 - 2 / (exp(2x) + 1) (within 3e-7 of it in
     float32), because inductor's vectorized tanh on CPU costs several times its exp (BENCHMARKS.md,
     minibatch step cost). The clamp keeps exp finite in float32 and float64 (not float16), so the
-    gradient is never inf/inf; past it tanh's slope is below 1e-17."""
+    gradient is never inf/inf; past it tanh's slope is below 1e-16."""
     if torch.compiler.is_compiling():
         return 1 - 2 / (torch.exp((2 * x).clamp_max(40.0)) + 1)
     return torch.tanh(x)
