@@ -183,6 +183,8 @@ def test_the_compiled_tanh_matches_torch_tanh_and_its_gradient_everywhere(dtype,
     grad_atol = 3 * atol * float(weights.abs().max())
     torch.testing.assert_close(grad.double(), (1 - exact**2) * weights, rtol=0, atol=grad_atol)
     assert torch.equal(y[-8:, 3:7], torch.tensor([1.0, -1.0] * 2, dtype=dtype).expand(8, 4))
+    assert not torch.equal(y, torch.tanh(x))  # the graph ran the exp form, not torch.tanh
+    assert torch.equal(tanh(x), torch.tanh(x))  # eager stays torch.tanh
 
 
 def test_a_compiler_failure_is_one_config_error_line(monkeypatch):
