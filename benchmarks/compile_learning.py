@@ -157,7 +157,8 @@ def in_float64() -> None:
 
 def graph_uncompiled() -> None:
     """From now on in this process, steps with ``compile=True`` run the compiled step's function eagerly."""
-    def call(fn: Any, *args: Any) -> Any:
+    def call(fn: Any, *args: Any, cpp_wrapper: bool = False) -> Any:
+        del cpp_wrapper  # an option of the compiled call alone
         return fn(*args)
 
     gradient_step.compiled_call = call  # type: ignore[assignment]

@@ -281,3 +281,16 @@ def test_a_compiled_seed_batch_follows_the_eager_batch(compiles):
             torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-4)
     for batch in batches:
         batch.close()
+
+
+def test_a_compiled_seed_batch_compiles_each_step_once_while_its_buffer_fills(compiles):
+    """PROPS's buffer grows for its first b batches; its minibatches must keep their strides, or every
+    behavior update of that time would compile its step again."""
+    from hybridpg.algorithms.seed_batch import SeedBatch
+
+    settings = dict(n_steps=256, n_minibatches=4, n_epochs=2, eval_freq=0, checkpoint_freq=0, se_freq=0,
+                    behavior_steps=64, props_epochs=2, props_minibatches=2, buffer_batches=2)
+    batch = SeedBatch.create(PROPS, "Pendulum-v1", [0, 1], compile=True, **settings)
+    batch.learn(1024, progress=False)  # behavior updates on a buffer that grows to its b batches, then full
+    batch.close()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # the behavior step and PPO's

@@ -24,11 +24,16 @@ from hybridpg.stacked import StackedAdam, StackedMLP, StackedPolicy
 
 
 def _shuffle(packed: torch.Tensor, active: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Each active seed's rows in its own random order (stopped seeds draw nothing)."""
-    n = packed.shape[1]
+    """Each active seed's rows in its own random order (stopped seeds draw nothing), as ``[N, rows, width]``.
+
+    In memory the seeds' k-th rows sit side by side, so a minibatch sliced from the result has the same
+    strides whatever the buffer's length: a compiled step would otherwise compile a new graph each
+    time a filling buffer grows."""
+    seeds, n, width = packed.shape
     perms = [torch.randperm(n, generator=g) if on else torch.arange(n)
              for g, on in zip(generators, active.tolist(), strict=True)]
-    return packed[torch.arange(packed.shape[0]).unsqueeze(1), torch.stack(perms)]
+    rows = (torch.stack(perms, dim=1) + torch.arange(seeds) * n).view(-1)  # row k of every seed, then row k + 1
+    return packed.reshape(seeds * n, width).index_select(0, rows).view(n, seeds, width).transpose(0, 1)
 
 
 def ppo_update_seeds(
