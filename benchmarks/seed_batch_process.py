@@ -7,8 +7,8 @@ Each measurement is a fresh process at one torch thread: import, ``SeedBatch.cre
 steps per second over the whole process and dynamo's count of unique graphs.
 
 ``--compare OLD_SRC`` alternates the current checkout's ``src`` with ``OLD_SRC`` (a ``git worktree``
-of another commit) for ``--pairs`` pairs, after one untimed run of each that warms torch's compile
-cache, and prints the medians and their ratio:
+of another commit) for ``--pairs`` pairs, after one untimed run of each at the same budget that warms torch's
+compile cache, and prints the medians and their ratio:
 
     git worktree add /tmp/hybridpg-old HEAD~1
     python benchmarks/seed_batch_process.py --compare /tmp/hybridpg-old/src --pairs 3
@@ -64,8 +64,8 @@ def main() -> None:
     srcs = {"current": HERE.parent / "src"}
     if args.compare is not None:
         srcs["old"] = args.compare.resolve()
-    for name, src in srcs.items():  # untimed: fills the compile cache for this code's graphs
-        print(f"warm-up {name}: {measure(src, 2048, not args.eager)}", file=sys.stderr)
+    for name, src in srcs.items():  # untimed, at the same budget: every graph the timed runs meet is cached
+        print(f"warm-up {name}: {measure(src, args.steps, not args.eager)}", file=sys.stderr)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in srcs}
     for pair in range(args.pairs):
         order = list(srcs) if pair % 2 == 0 else list(reversed(srcs))

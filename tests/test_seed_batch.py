@@ -151,6 +151,23 @@ def test_stacked_adam_is_lean_adam_per_seed_and_a_masked_seed_does_not_move(mask
             torch.testing.assert_close(mine[key]["exp_avg"], theirs[key]["exp_avg"], rtol=1e-6, atol=1e-7)
 
 
+def test_the_shuffle_gives_each_seed_the_rows_of_its_own_permutation_and_stopped_seeds_none() -> None:
+    """``seed_updates._shuffle`` draws what a single run's ``randperm`` would from each active seed's
+    generator; a stopped seed draws nothing and keeps its order; the seeds' rows lie side by side."""
+    from hybridpg.algorithms.seed_updates import _shuffle
+
+    packed = torch.randn(3, 50, 7)
+    active = torch.tensor([True, False, True])
+    used = [torch.Generator().manual_seed(k) for k in range(3)]
+    shuffled = _shuffle(packed, active, used)
+    for k in range(3):
+        order = torch.randperm(50, generator=torch.Generator().manual_seed(k)) if active[k] else torch.arange(50)
+        assert torch.equal(shuffled[k], packed[k][order])
+    assert torch.equal(used[1].get_state(), torch.Generator().manual_seed(1).get_state())  # drew nothing
+    assert not torch.equal(used[0].get_state(), torch.Generator().manual_seed(0).get_state())
+    assert shuffled[:, 10:30].stride() == shuffled[:, 0:40].stride() == (7, 21, 1)
+
+
 def _flat(agent: OnPolicyAgent) -> torch.Tensor:
     modules = [agent.policy, agent.value, *([agent.sampler.behavior] if hasattr(agent.sampler, "behavior") else [])]
     return torch.cat([p.detach().reshape(-1) for m in modules for p in m.parameters()])
